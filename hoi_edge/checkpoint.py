@@ -1,0 +1,104 @@
+"""hoi-edge checkpoints: model config + vocabulary + weights in one file, written atomically.
+
+Training checkpoints may leave out the frozen detector and CLIP weights
+(``include_frozen=False``); they are then re-loaded from the sources named in
+the config (an open_clip tag or file, a DETR name or file) when the model is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hoi_edge.config import ModelConfig
+from hoi_edge.errors import WeightsError
+from hoi_edge.model.clip4hoi import CLIP4HOI
+from hoi_edge.model.weights import check_state, load_detector_weights, load_strict
+from hoi_edge.vocabulary import Vocabulary, load_vocabulary
+
+FORMAT = "hoi-edge/clip4hoi"
+FORMAT_VERSION = 1
+FROZEN_PREFIXES = ("detector.", "clip.")
+
+
+def build_model(cfg: ModelConfig, vocab: Vocabulary) -> CLIP4HOI:
+    """Construct CLIP4HOI and load the pretrained detector/CLIP weights the config names."""
+    model = CLIP4HOI(cfg, vocab)
+    if cfg.detector.weights:
+        load_detector_weights(model.detector, cfg.detector.weights)
+    return model
+
+
+def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = True,
+                    extra: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    state = {k: v for k, v in model.state_dict().items() if include_frozen or not k.startswith(FROZEN_PREFIXES)}
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
+        "vocabulary": model.vocab.to_dict(), "includes_frozen": include_frozen,
+        "state_dict": state, "extra": extra or {},
+    }
+    atomic_torch_save(payload, path)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, then rename: no half-written checkpoint on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise WeightsError(f"{path} is not a hoi-edge checkpoint (expected format '{FORMAT}')")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsError(f"checkpoint {path} has format version {data['format_version']}; upgrade hoi-edge")
+    return data
+
+
+def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = None) -> CLIP4HOI:
+    """Rebuild the model a checkpoint describes; ``vocabulary`` swaps the classes (zero-shot re-targeting)."""
+    data = read_checkpoint(path)
+    cfg = ModelConfig.from_dict(data["config"])
+    if data["includes_frozen"]:
+        cfg.clip.pretrained, cfg.detector.weights = None, None  # every weight comes from the file
+    vocab = Vocabulary.from_dict(data["vocabulary"], source=str(path))
+    model = build_model(cfg, vocab)
+    state = data["state_dict"]
+    if data["includes_frozen"]:
+        load_strict(model, state, str(path))
+    else:
+        own = {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
+        check_state(own, state, str(path))
+        model.load_state_dict(state, strict=False)
+    model.cfg = ModelConfig.from_dict(data["config"])
+    if vocabulary is not None:
+        model.classifier.set_vocabulary(vocabulary if isinstance(vocabulary, Vocabulary) else load_vocabulary(vocabulary))
+    return model.eval()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,73 @@
+"""``hoi-edge eval``: score a JSON-lines prediction file with the official HICO-DET protocol."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from hoi_edge.errors import HOIEdgeError, InputFileError
+from hoi_edge.eval._io import atomic_write_text
+from hoi_edge.eval.evaluator import SETTINGS, EvalConfig, evaluate
+from hoi_edge.eval.groundtruth import load_groundtruth
+from hoi_edge.eval.predictions import read_predictions
+from hoi_edge.eval.splits import load_split
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _splits_path(gt_path: Path, splits_path: Path | None) -> Path:
+    """``--splits`` if given, else a ``splits.json`` next to the GT file."""
+    if splits_path is not None:
+        return splits_path
+    default = gt_path.parent / "splits.json"
+    if default.is_file():
+        return default
+    raise InputFileError(f"--split needs --splits PATH (no splits.json next to {gt_path})")
+
+
+@click.command("eval")
+@click.option("--gt", "gt_path", type=_PATH, required=True,
+              help="GT JSON (fredzzhang/hicodet instances_test2015.json or per-image 'images' list).")
+@click.option("--pred", "pred_path", type=_PATH, required=True,
+              help="Predictions, JSON lines: one {image, detections} object per image.")
+@click.option("--split", "split_name", default=None,
+              help="Zero-shot split (rf-uc, nf-uc, uo, uv): also report Unseen / Seen mAP.")
+@click.option("--splits", "splits_path", type=_PATH, default=None,
+              help="splits.json for --split (default: splits.json next to --gt).")
+@click.option("--setting", type=click.Choice(SETTINGS), default="default", show_default=True,
+              help="Default or Known-Object (detections kept only on images showing the class's object).")
+@click.option("--top-k", "top_k", type=click.IntRange(min=1), default=None,
+              help="Keep only the N highest-scored detections per image (GEN-VLKT uses 100).")
+@click.option("--out", "out_path", type=_PATH, default=None,
+              help="Also write the full result (per-class AP included) as JSON here.")
+def eval_command(
+    gt_path: Path,
+    pred_path: Path,
+    split_name: str | None,
+    splits_path: Path | None,
+    setting: str,
+    top_k: int | None,
+    out_path: Path | None,
+) -> None:
+    """Compute HICO-DET mAP (Full / Rare / Non-rare, optionally zero-shot Unseen / Seen)."""
+    try:
+        start = time.perf_counter()
+        gt = load_groundtruth(gt_path)
+        split = load_split(_splits_path(gt_path, splits_path), split_name) if split_name else None
+        predictions = read_predictions(pred_path, gt)
+        config = EvalConfig(setting=setting, top_k=top_k, zero_shot=split)
+        result = evaluate(gt, predictions, config, progress=True)
+        elapsed = time.perf_counter() - start
+        if out_path is not None:
+            try:
+                atomic_write_text(out_path, json.dumps(result.to_dict(), indent=1) + "\n")
+            except OSError as exc:
+                raise InputFileError(f"cannot write result file {out_path}: {exc}") from None
+    except HOIEdgeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"GT: {gt_path} ({gt.num_images} images, {gt.num_pairs} pairs); predictions: {pred_path}")
+    click.echo(result.to_markdown())
+    click.echo(f"Evaluated in {elapsed:.1f} s." + (f" Result written to {out_path}." if out_path else ""))

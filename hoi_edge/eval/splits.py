@@ -1,0 +1,74 @@
+"""Zero-shot splits of HICO-DET (RF-UC, NF-UC, UO, UV) read from ``splits.json``.
+
+A split is only the list of unseen HOI classes: as in GEN-VLKT/HOICLIP, Unseen mAP is the
+mean over those classes, Seen mAP the mean over all the others, Full the mean over all.
+File layout: ``{"splits": {"rf_uc": {"unseen": [...], "name": ...}, ...}}`` with 0-based
+class indices (a top-level ``index_base`` other than 0 is rejected).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from hoi_edge.errors import InputFileError
+
+#: The four standard splits, in canonical spelling.
+SPLIT_NAMES = ("rf_uc", "nf_uc", "uo", "uv")
+
+
+@dataclass(frozen=True)
+class ZeroShotSplit:
+    """Unseen class indices of one zero-shot split; the seen set is the complement."""
+
+    name: str
+    unseen: tuple[int, ...]
+    title: str = ""
+
+    def seen(self, num_classes: int) -> tuple[int, ...]:
+        """All classes of a ``num_classes`` vocabulary that are not unseen."""
+        unseen = set(self.unseen)
+        return tuple(c for c in range(num_classes) if c not in unseen)
+
+
+def normalise_split_name(name: str) -> str:
+    """'RF-UC', 'rf-uc', 'rf_uc' and 'RF UC' all give 'rf_uc'."""
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def load_splits(path: str | Path) -> dict[str, ZeroShotSplit]:
+    """All splits in the file, keyed by canonical name; :class:`InputFileError` if unreadable."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"splits file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read splits file {p}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"splits file {p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), dict):
+        raise InputFileError(f"splits file {p}: expected an object with a 'splits' object")
+    if data.get("index_base", 0) != 0:
+        raise InputFileError(f"splits file {p}: only 0-based indices are supported (index_base 0)")
+    out: dict[str, ZeroShotSplit] = {}
+    for key, entry in data["splits"].items():
+        unseen = entry.get("unseen") if isinstance(entry, dict) else None
+        if not isinstance(unseen, list) or not all(type(i) is int and i >= 0 for i in unseen):
+            raise InputFileError(f"splits file {p}: split '{key}' needs an 'unseen' list of class indices")
+        if len(set(unseen)) != len(unseen):
+            raise InputFileError(f"splits file {p}: split '{key}' lists a class twice")
+        name = normalise_split_name(key)
+        title = entry.get("name", "") if isinstance(entry.get("name", ""), str) else ""
+        out[name] = ZeroShotSplit(name=name, unseen=tuple(unseen), title=title)
+    return out
+
+
+def load_split(path: str | Path, name: str) -> ZeroShotSplit:
+    """One split by name (any spelling accepted by :func:`normalise_split_name`)."""
+    splits = load_splits(path)
+    key = normalise_split_name(name)
+    if key not in splits:
+        raise InputFileError(f"splits file {path}: no split '{name}' (available: {', '.join(splits)})")
+    return splits[key]

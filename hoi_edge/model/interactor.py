@@ -1,0 +1,66 @@
+"""HO interactor: one token per candidate <human, object> pair from instance features and box geometry.
+
+All K*K ordered pairs of the K kept instances are built in-graph (static
+shapes for export); ``pair_mask`` marks the feasible ones: the subject is a
+valid human, the object is a different valid instance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+EPS = 1e-6
+SPATIAL_DIM = 38
+
+
+def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Element-wise IoU of two box tensors of the same shape (..., 4)."""
+    lt, rb = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a + area_b - inter + EPS)
+
+
+def spatial_encoding(h: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """UPT-style pair geometry: centres, sizes, areas, aspect, IoU, directional offsets, distance; + log."""
+    hc, oc = (h[..., :2] + h[..., 2:]) / 2, (o[..., :2] + o[..., 2:]) / 2
+    hw, hh = (h[..., 2] - h[..., 0]).clamp(min=EPS), (h[..., 3] - h[..., 1]).clamp(min=EPS)
+    ow, oh = (o[..., 2] - o[..., 0]).clamp(min=EPS), (o[..., 3] - o[..., 1]).clamp(min=EPS)
+    dx, dy = (oc[..., 0] - hc[..., 0]) / hw, (oc[..., 1] - hc[..., 1]) / hh
+    feats = torch.stack([
+        hc[..., 0], hc[..., 1], oc[..., 0], oc[..., 1], hw, hh, ow, oh,
+        hw * hh, ow * oh, (ow * oh) / (hw * hh), hw / hh, ow / oh, box_iou_xyxy(h, o),
+        dx.clamp(min=0), (-dx).clamp(min=0), dy.clamp(min=0), (-dy).clamp(min=0), torch.sqrt(dx * dx + dy * dy),
+    ], dim=-1)
+    return torch.cat([feats, torch.log(feats + EPS)], dim=-1)
+
+
+def pair_feasibility(valid: torch.Tensor, human: torch.Tensor) -> torch.Tensor:
+    """(B,K) validity and humanness -> (B,K*K) bool: subject i is a valid human, object j != i is valid."""
+    k = valid.shape[1]
+    subject = (valid * human).unsqueeze(2) > 0.5
+    obj = valid.unsqueeze(1) > 0.5
+    not_self = ~torch.eye(k, dtype=torch.bool, device=valid.device)
+    return (subject & obj & not_self).flatten(1)
+
+
+class HOInteractor(nn.Module):
+    """(features (B,K,Dd), boxes (B,K,4)) -> pair tokens (B,K*K,D)."""
+
+    def __init__(self, instance_dim: int, dim: int) -> None:
+        super().__init__()
+        self.human_proj = nn.Linear(instance_dim, dim)
+        self.object_proj = nn.Linear(instance_dim, dim)
+        self.spatial = nn.Sequential(nn.Linear(SPATIAL_DIM, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+        self.fuse = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
+
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        b, k, _ = features.shape
+        h = self.human_proj(features).unsqueeze(2).expand(b, k, k, -1)
+        o = self.object_proj(features).unsqueeze(1).expand(b, k, k, -1)
+        hb = boxes.unsqueeze(2).expand(b, k, k, 4)
+        ob = boxes.unsqueeze(1).expand(b, k, k, 4)
+        s = self.spatial(spatial_encoding(hb, ob))
+        return self.fuse(torch.cat([h, o, s], dim=-1)).flatten(1, 2)

@@ -1,0 +1,1 @@
+"""Backends that run the three export units: PyTorch (reference) and the exported artifacts."""
