@@ -70,6 +70,65 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, out
         click.echo(f"wrote {', '.join(str(p) for p in opts.written)}")
 
 
+@main.command()
+@click.option("--target", required=True, help="openvino | onnx | executorch")
+@model_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Artifact folder to create.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--int8", is_flag=True, help="Shorthand for --precision int8.")
+@click.option("--calib", type=click.Path(exists=False), default=None,
+              help="Calibration images for INT8: a folder of images or a HICO-format annotation json.")
+@click.option("--calib-images-dir", type=click.Path(file_okay=False), default=None,
+              help="Images folder when --calib is a HICO json whose images are elsewhere.")
+@click.option("--calib-size", default=300, show_default=True, help="Calibration subset size.")
+@click.option("--val", type=click.Path(), default=None,
+              help="Validation images: enables NNCF accuracy-aware INT8 (OpenVINO) with --max-drop.")
+@click.option("--max-drop", type=float, default=0.01, show_default=True,
+              help="Accuracy-aware INT8: allowed drop of per-unit output cosine similarity.")
+@click.option("--quantize-all", is_flag=True, help="Also quantize the sensitive final projections/heads.")
+@vocab_option
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (atomically).")
+@friendly_errors
+def export(target: str, model: str, out: str, precision: str, int8: bool, calib: str | None,
+           calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float, quantize_all: bool,
+           vocab: str | None, overwrite: bool) -> None:
+    """Export the model to an edge artifact folder (three networks + baked text embeddings + manifest)."""
+    from compress.calibration import CalibrationConfig
+    from compress.quantize import QuantizationConfig
+    from targets.export import ExportConfig, export_artifact
+
+    if model in (None, "default"):
+        from hoi_edge.defaults import default_checkpoint
+
+        model = str(default_checkpoint())
+    precision = "int8" if int8 else precision
+    images_dir = Path(calib_images_dir) if calib_images_dir else None
+    cfg = ExportConfig(
+        checkpoint=model, target=target, out=Path(out), precision=precision, vocabulary=vocab,
+        calibration=CalibrationConfig(Path(calib), max_images=calib_size, images_dir=images_dir) if calib else None,
+        validation=CalibrationConfig(Path(val), max_images=calib_size) if val else None,
+        quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all,
+                                        max_drop=max_drop if val else None),
+        overwrite=overwrite,
+    )
+    path = export_artifact(cfg)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
+    click.echo(f"wrote {target}/{precision} artifact to {path} ({size:.1f} MiB)")
+
+
+@main.command()
+@click.option("--artifact", required=True, type=click.Path(file_okay=False), help="Artifact folder to re-bake.")
+@click.option("--model", required=True, help="The checkpoint the artifact was exported from.")
+@click.option("--vocab", required=True, help="New vocabulary: 'hico' or a JSON file.")
+@friendly_errors
+def bake(artifact: str, model: str, vocab: str) -> None:
+    """Re-bake an artifact's text embeddings for another vocabulary (no re-export of the networks)."""
+    from compress.bake import rebake_artifact
+
+    manifest = rebake_artifact(artifact, model, vocab)
+    click.echo(f"re-baked {artifact} for vocabulary {manifest.vocabulary_fingerprint}")
+
+
 def _box(b) -> str:
     return "[" + ",".join(f"{v:.0f}" for v in b) + "]"
 

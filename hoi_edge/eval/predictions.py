@@ -172,22 +172,26 @@ def _is_number(v: Any) -> bool:
     return type(v) in (int, float) and math.isfinite(v)
 
 
-def _boxes(values: list[Any], key: str) -> np.ndarray:
-    """Fast path: one NumPy conversion; slow path only to name the first bad box."""
+def _boxes(values: list[Any], key: str, may_have_bools: bool) -> np.ndarray:
+    """Fast path: one NumPy conversion; slow path only to name the first bad box.
+
+    NumPy silently turns ``true`` into 1, so lines that may hold JSON booleans always take
+    the slow, per-value check.
+    """
     try:
         arr = np.array(values)
         ok = arr.ndim == 2 and arr.shape[1] == 4 and arr.dtype.kind in "if" and np.isfinite(arr).all()
     except (ValueError, TypeError):
         ok = False
-    if ok:
+    if ok and not may_have_bools:
         return arr.astype(np.float64, copy=False)
     for j, box in enumerate(values):
         if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
             raise _LineError(f"detections[{j}].{key} must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
-    raise _LineError(f"detections: '{key}' values are not all 4 finite numbers")  # pragma: no cover
+    return np.array(values, dtype=np.float64)
 
 
-def _parse_detections(dets: list[Any], num_classes: int) -> tuple[np.ndarray, ...]:
+def _parse_detections(dets: list[Any], num_classes: int, may_have_bools: bool) -> tuple[np.ndarray, ...]:
     try:
         hoi = [d["hoi"] for d in dets]
         score = [d["score"] for d in dets]
@@ -201,24 +205,44 @@ def _parse_detections(dets: list[Any], num_classes: int) -> tuple[np.ndarray, ..
                 if key not in d:
                     raise _LineError(f"detections[{j}] is missing key '{key}'") from None
         raise  # pragma: no cover
-    for j, h in enumerate(hoi):
-        if type(h) is not int:
-            raise _LineError(f"detections[{j}].hoi must be an integer, got {h!r}")
-    for j, h in enumerate(hoi):
-        if not 0 <= h < num_classes:
-            raise _LineError(
-                f"detections[{j}].hoi = {h} is out of range for a vocabulary of {num_classes} classes "
-                f"(0..{num_classes - 1})"
-            )
-    for j, s in enumerate(score):
-        if not _is_number(s):
-            raise _LineError(f"detections[{j}].score must be a finite number, got {s!r}")
+    hoi_arr = _numeric(hoi, "iu", may_have_bools)
+    if hoi_arr is None:
+        for j, h in enumerate(hoi):
+            if type(h) is not int:
+                raise _LineError(f"detections[{j}].hoi must be an integer, got {h!r}")
+        hoi_arr = np.array(hoi, dtype=object)
+    bad = np.flatnonzero((hoi_arr < 0) | (hoi_arr >= num_classes))
+    if bad.size:
+        j = int(bad[0])
+        raise _LineError(
+            f"detections[{j}].hoi = {hoi[j]} is out of range for a vocabulary of {num_classes} classes "
+            f"(0..{num_classes - 1})"
+        )
+    score_arr = _numeric(score, "iuf", may_have_bools)
+    if score_arr is None:
+        for j, s in enumerate(score):
+            if not _is_number(s):
+                raise _LineError(f"detections[{j}].score must be a finite number, got {s!r}")
+        score_arr = np.array(score, dtype=np.float64)
     return (
-        np.array(hoi, dtype=np.int64),
-        np.array(score, dtype=np.float64),
-        _boxes(hb, "human_box"),
-        _boxes(ob, "object_box"),
+        hoi_arr.astype(np.int64),
+        score_arr.astype(np.float64, copy=False),
+        _boxes(hb, "human_box", may_have_bools),
+        _boxes(ob, "object_box", may_have_bools),
     )
+
+
+def _numeric(values: list[Any], kinds: str, may_have_bools: bool) -> np.ndarray | None:
+    """``values`` as a 1-D array if they are plainly numbers of the given kinds, else None."""
+    if may_have_bools:
+        return None
+    try:
+        arr = np.array(values)
+    except (ValueError, TypeError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in kinds or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+        return None
+    return arr
 
 
 def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
@@ -263,7 +287,8 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
                         raise _LineError(f"'detections' must be a list, got {type(dets).__name__}")
                     if not dets:
                         continue
-                    arrays = _parse_detections(dets, gt.num_classes)
+                    may_have_bools = b"true" in line or b"false" in line
+                    arrays = _parse_detections(dets, gt.num_classes, may_have_bools)
                 except _LineError as exc:
                     raise InputFileError(f"prediction file {p}, line {lineno}: {exc}") from None
                 images.append(np.full(len(dets), idx, dtype=np.int64))

@@ -114,6 +114,7 @@ class HOIClassifier(nn.Module):
         glob = self.global_logit_scale.exp() * global_emb @ text.t() + self.global_logit_bias
         return pair, glob
 
+    @torch.no_grad()
     def scoring_params(self) -> ScoringParams:
         return ScoringParams(
             pair_scale=float(self.pair_logit_scale.exp()), pair_bias=float(self.pair_logit_bias),

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import open_clip
 import torch
-import torch.nn.functional as F
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
 from hoi_edge.config import ClipConfig
 from hoi_edge.errors import WeightsError
+from hoi_edge.model.ops import l2_normalize
 
 
 def build_clip(cfg: ClipConfig) -> open_clip.CLIP:
@@ -81,7 +81,7 @@ class ClipImageEncoder(nn.Module):
             self.visual.output_tokens = previous
         if self.visual.proj is not None:
             tokens = tokens @ self.visual.proj
-        return F.normalize(pooled, dim=-1), F.normalize(tokens, dim=-1)
+        return l2_normalize(pooled), l2_normalize(tokens)
 
 
 def encode_text_embeddings(clip: open_clip.CLIP, embeddings: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:

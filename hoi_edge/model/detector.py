@@ -48,8 +48,9 @@ def sine_position_embedding(height: int, width: int, dim: int, device: torch.dev
     """DETR's normalised sine embedding for an unpadded (H, W) grid, shape (H*W, dim)."""
     half = dim // 2
     eps, scale = 1e-6, 2 * math.pi
-    y = torch.arange(1, height + 1, dtype=torch.float32, device=device)[:, None].expand(height, width)
-    x = torch.arange(1, width + 1, dtype=torch.float32, device=device)[None, :].expand(height, width)
+    # repeat, not expand: zero-stride views break ExecuTorch's INT8 lowering
+    y = torch.arange(1, height + 1, dtype=torch.float32, device=device)[:, None].repeat(1, width)
+    x = torch.arange(1, width + 1, dtype=torch.float32, device=device)[None, :].repeat(height, 1)
     y = y / (height + eps) * scale
     x = x / (width + eps) * scale
     dim_t = torch.arange(half, dtype=torch.float32, device=device)
@@ -143,7 +144,7 @@ class DETR(nn.Module):
         feat = self.input_proj(self.backbone[0](images))
         b, d, h, w = feat.shape
         src = feat.flatten(2).transpose(1, 2)
-        pos = sine_position_embedding(h, w, d, images.device).unsqueeze(0).expand(b, -1, -1)
-        query_pos = self.query_embed.weight.unsqueeze(0).expand(b, -1, -1)
+        pos = sine_position_embedding(h, w, d, images.device).unsqueeze(0).repeat(b, 1, 1)
+        query_pos = self.query_embed.weight.unsqueeze(0).repeat(b, 1, 1)
         hs = self.transformer(src, pos, query_pos)
         return self.class_embed(hs), self.bbox_embed(hs).sigmoid(), hs

@@ -57,10 +57,11 @@ class HOInteractor(nn.Module):
         self.fuse = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        b, k, _ = features.shape
-        h = self.human_proj(features).unsqueeze(2).expand(b, k, k, -1)
-        o = self.object_proj(features).unsqueeze(1).expand(b, k, k, -1)
-        hb = boxes.unsqueeze(2).expand(b, k, k, 4)
-        ob = boxes.unsqueeze(1).expand(b, k, k, 4)
+        k = features.shape[1]
+        # repeat, not expand: zero-stride views break ExecuTorch's INT8 lowering
+        h = self.human_proj(features).unsqueeze(2).repeat(1, 1, k, 1)
+        o = self.object_proj(features).unsqueeze(1).repeat(1, k, 1, 1)
+        hb = boxes.unsqueeze(2).repeat(1, 1, k, 1)
+        ob = boxes.unsqueeze(1).repeat(1, k, 1, 1)
         s = self.spatial(spatial_encoding(hb, ob))
         return self.fuse(torch.cat([h, o, s], dim=-1)).flatten(1, 2)

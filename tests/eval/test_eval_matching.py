@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eval_test_helpers import H1, H2, O1, O2, make_gt, make_preds
 from hoi_edge.eval import (
     EvalConfig,
     GroundTruth,
@@ -13,34 +14,6 @@ from hoi_edge.eval import (
     match_detections,
     match_detections_reference,
 )
-
-H1, O1 = [0, 0, 99, 99], [200, 0, 299, 99]
-H2, O2 = [400, 0, 499, 99], [600, 0, 699, 99]
-
-
-def make_gt(pairs: list[tuple[int, int, list[float], list[float]]], n_images: int = 1, num_classes: int = 3):
-    """pairs: (image, hoi, human_box, object_box)."""
-    return GroundTruth.from_arrays(
-        filenames=[f"img{i}.jpg" for i in range(n_images)],
-        num_classes=num_classes,
-        image=[p[0] for p in pairs],
-        hoi=[p[1] for p in pairs],
-        boxes_h=[p[2] for p in pairs],
-        boxes_o=[p[3] for p in pairs],
-        class_object=list(range(num_classes)),
-    )
-
-
-def make_preds(dets: list[tuple[int, int, float, list[float], list[float]]]) -> Predictions:
-    """dets: (image, hoi, score, human_box, object_box)."""
-    return Predictions.from_arrays(
-        image=[d[0] for d in dets],
-        hoi=[d[1] for d in dets],
-        score=[d[2] for d in dets],
-        boxes_h=[d[3] for d in dets] or np.zeros((0, 4)),
-        boxes_o=[d[4] for d in dets] or np.zeros((0, 4)),
-    )
-
 
 def tp_by_detection(gt: GroundTruth, preds: Predictions) -> np.ndarray:
     m = match_detections(gt, preds)
@@ -166,3 +139,27 @@ def test_empty_inputs() -> None:
     empty_gt = make_gt([], n_images=1)
     m = match_detections(empty_gt, make_preds([(0, 0, 0.9, H1, O1)]))
     assert m.tp.tolist() == [False]
+
+
+def test_vectorised_matching_equals_reference_on_real_annotations(full_gt: GroundTruth) -> None:
+    # The first 200 real test images; detections are jittered copies of their GT pairs (some
+    # with another class) plus hard negatives near GT pairs, all with coarse, tied scores.
+    rng = np.random.default_rng(7)
+    sel = full_gt.image < 200
+    gt = GroundTruth.from_arrays(full_gt.filenames[:200], full_gt.num_classes, full_gt.image[sel],
+                                 full_gt.hoi[sel], full_gt.boxes_h[sel], full_gt.boxes_o[sel],
+                                 object=full_gt.object[sel], class_object=full_gt.class_object)
+    src = rng.integers(0, gt.num_pairs, 6 * gt.num_pairs)
+    sigma = rng.choice([0.05, 0.3], src.size)[:, None]
+
+    def jitter(b: np.ndarray) -> np.ndarray:
+        wh = b[:, 2:] - b[:, :2] + 1
+        return b + rng.normal(0, 1, b.shape) * sigma * np.hstack([wh, wh])
+
+    other_class = gt.hoi[rng.integers(0, gt.num_pairs, src.size)]
+    hoi = np.where(rng.random(src.size) < 0.7, gt.hoi[src], other_class)
+    preds = Predictions.from_arrays(gt.image[src], hoi, rng.integers(0, 20, src.size) / 20,
+                                    jitter(gt.boxes_h[src]), jitter(gt.boxes_o[src]))
+    expected = match_detections_reference(gt, preds)
+    assert 0.05 < expected.mean() < 0.95
+    np.testing.assert_array_equal(tp_by_detection(gt, preds), expected)

@@ -1,0 +1,80 @@
+"""Calibration data: real images run through the full-precision pipeline, recording the exact
+inputs each export unit sees (so the HOI head is calibrated on real instance selections)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hoi_edge.errors import InputFileError
+from hoi_edge.pipeline import HOIDetector
+from hoi_edge.preprocess import load_image
+from hoi_edge.sources import IMAGE_SUFFIXES
+
+UnitSamples = dict[str, list[tuple[np.ndarray, ...]]]
+
+
+@dataclass
+class CalibrationConfig:
+    source: Path                  # a folder of images, or a HICO-format annotation json (images beside it)
+    max_images: int = 300         # NNCF's default subset size
+    seed: int = 0
+    images_dir: Path | None = None
+
+
+def list_images(cfg: CalibrationConfig) -> list[Path]:
+    """Image paths from a folder (recursively) or a HICO-format annotation file; shuffled, capped."""
+    src = Path(cfg.source)
+    if src.is_dir():
+        paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif src.is_file() and src.suffix == ".json":
+        try:
+            names = json.loads(src.read_text())["filenames"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputFileError(f"{src}: not a HICO-format annotation file with 'filenames' ({exc})") from exc
+        base = cfg.images_dir or src.parent
+        paths = [base / n for n in names]
+    else:
+        raise InputFileError(f"calibration source not found: {src} (give a folder of images or a HICO json)")
+    if not paths:
+        raise InputFileError(f"calibration source {src} holds no images")
+    random.Random(cfg.seed).shuffle(paths)
+    return paths[: cfg.max_images]
+
+
+class RecordingRunner:
+    """Wraps a StageRunner and keeps every unit's inputs."""
+
+    def __init__(self, runner) -> None:
+        self.runner, self.name = runner, runner.name
+        self.samples: UnitSamples = {"detector": [], "clip_image": [], "hoi_head": []}
+
+    def detector(self, images):
+        self.samples["detector"].append((images,))
+        return self.runner.detector(images)
+
+    def clip_image(self, images):
+        self.samples["clip_image"].append((images,))
+        return self.runner.clip_image(images)
+
+    def hoi_head(self, *inputs):
+        self.samples["hoi_head"].append(tuple(inputs))
+        return self.runner.hoi_head(*inputs)
+
+
+def collect_unit_inputs(reference: HOIDetector, images: list[Path], desc: str = "calibration") -> UnitSamples:
+    """Run the reference over ``images`` and return the recorded per-unit inputs."""
+    recorder = RecordingRunner(reference.runner)
+    original = reference.runner
+    reference.runner = recorder
+    try:
+        for path in tqdm(images, desc=desc, unit="img", leave=False):
+            reference.run(load_image(path))
+    finally:
+        reference.runner = original
+    return recorder.samples

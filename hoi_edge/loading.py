@@ -1,0 +1,23 @@
+"""Open a detector from what the user names: a checkpoint, 'default', or an artifact folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hoi_edge.errors import InputFileError
+from hoi_edge.pipeline import HOIDetector
+
+
+def open_detector(model: str | None = "default", artifact: str | Path | None = None,
+                  vocabulary: str | Path | None = None, device: str = "cpu") -> HOIDetector:
+    """The CLI's single entry point; ``artifact`` wins over ``model``."""
+    if artifact is not None:
+        if vocabulary is not None:
+            raise InputFileError("--vocab cannot re-target an artifact; re-bake it with "
+                                 "'hoi-edge export --vocab FILE' (text embeddings are baked in)")
+        return HOIDetector.from_artifact(artifact)
+    if model in (None, "default"):
+        from hoi_edge.defaults import default_checkpoint
+
+        model = str(default_checkpoint())
+    return HOIDetector.from_checkpoint(model, vocabulary=vocabulary, device=device)

@@ -1,0 +1,93 @@
+"""The artifact manifest: what an exported folder holds and how to run it, validated on load.
+
+Layout of an artifact folder::
+
+    manifest.json          this file's data (format, target, precision, units, pipeline spec, versions)
+    detector.<ext>         export units (.xml/.bin for OpenVINO, .onnx, .pte)
+    clip_image.<ext>
+    hoi_head.<ext>
+    text_embeddings.npy    baked, L2-normalised prompt embeddings (C, E): no text encoder on device
+    vocabulary.json        the label space those embeddings encode
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hoi_edge.errors import ArtifactError
+from hoi_edge.pipeline import PipelineSpec
+
+FORMAT = "hoi-edge/artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TEXT_EMBEDDINGS = "text_embeddings.npy"
+VOCABULARY = "vocabulary.json"
+TARGET_SUFFIX = {"openvino": ".xml", "onnx": ".onnx", "executorch": ".pte"}
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class UnitSpec:
+    """One exported network: its file and the static input shapes it was exported with."""
+
+    file: str
+    inputs: dict[str, list[int]]
+    outputs: list[str]
+
+
+@dataclass
+class Manifest:
+    target: str
+    precision: str
+    units: dict[str, UnitSpec]
+    spec: PipelineSpec
+    vocabulary_fingerprint: str
+    source_checkpoint: dict[str, str]
+    versions: dict[str, str]
+    quantization: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, folder: Path) -> None:
+        (folder / MANIFEST).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "Manifest":
+        folder = Path(folder)
+        path = folder / MANIFEST
+        if not folder.is_dir():
+            raise ArtifactError(f"artifact folder not found: {folder}")
+        if not path.is_file():
+            raise ArtifactError(f"{folder} is not a hoi-edge artifact: {MANIFEST} is missing")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+        if data.get("format") != FORMAT:
+            raise ArtifactError(f"{path}: not a hoi-edge artifact manifest (format {data.get('format')!r})")
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise ArtifactError(f"{path}: format version {data['format_version']} is newer than this hoi-edge")
+        try:
+            units = {k: UnitSpec(**v) for k, v in data.pop("units").items()}
+            spec = PipelineSpec.from_dict(data.pop("spec"))
+            manifest = cls(units=units, spec=spec, **data)
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
+        manifest.check_files(folder)
+        return manifest
+
+    def check_files(self, folder: Path) -> None:
+        if self.target not in TARGET_SUFFIX:
+            raise ArtifactError(f"{folder}: unknown target '{self.target}' in manifest")
+        needed = [u.file for u in self.units.values()] + [TEXT_EMBEDDINGS, VOCABULARY]
+        if self.target == "openvino":
+            needed += [Path(u.file).with_suffix(".bin").name for u in self.units.values()]
+        missing = [n for n in needed if not (folder / n).is_file()]
+        if missing:
+            raise ArtifactError(f"artifact {folder} is incomplete: missing {missing}")

@@ -1,0 +1,128 @@
+"""``export``: checkpoint -> artifact folder (three units + baked text + manifest), written atomically.
+
+The folder is assembled under a temporary name beside ``out`` and renamed
+into place only when every unit, the text bank and the manifest are written:
+a failed or interrupted export never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from tqdm import tqdm
+
+from compress.bake import bake_text_embeddings, write_text_bank
+from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images
+from compress.quantize import QuantizationConfig
+from hoi_edge.checkpoint import file_sha256, load_model
+from hoi_edge.errors import ExportError
+from hoi_edge.runtime.manifest import Manifest, UnitSpec
+from hoi_edge.runtime.torch_runner import detector_from_model
+from targets.contract import as_tensors, unit_contracts
+
+TARGET_MODULES = {"openvino": "targets.openvino_target", "onnx": "targets.onnx_target",
+                  "executorch": "targets.executorch_target"}
+UNITS = ("detector", "clip_image", "hoi_head")
+VERSIONED = ("hoi-edge", "torch", "open_clip_torch", "openvino", "onnx", "onnxruntime", "nncf", "executorch")
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str | Path
+    target: str
+    out: Path
+    precision: str = "fp32"
+    vocabulary: str | Path | None = None
+    calibration: CalibrationConfig | None = None
+    validation: CalibrationConfig | None = None
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    overwrite: bool = False
+
+
+def target_module(target: str) -> ModuleType:
+    if target not in TARGET_MODULES:
+        raise ExportError(f"unknown target '{target}' (choose from {', '.join(TARGET_MODULES)})")
+    return importlib.import_module(TARGET_MODULES[target])
+
+
+def check_config(cfg: ExportConfig) -> ModuleType:
+    """Every user error is raised here, before any slow work starts."""
+    module = target_module(cfg.target)
+    if cfg.precision not in module.PRECISIONS:
+        raise ExportError(f"target '{cfg.target}' supports precisions {module.PRECISIONS}, not '{cfg.precision}'")
+    if cfg.precision == "int8" and cfg.calibration is None:
+        raise ExportError("INT8 needs calibration images: pass --calib DIR (a folder of images or a HICO json)")
+    out = Path(cfg.out)
+    if out.exists() and not cfg.overwrite:
+        raise ExportError(f"output {out} already exists (use --overwrite to replace it)")
+    if cfg.calibration is not None:
+        list_images(cfg.calibration)
+    return module
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
+    module = check_config(cfg)
+    model = load_model(cfg.checkpoint, vocabulary=cfg.vocabulary)
+    reference = detector_from_model(model)
+    spec = reference.spec
+    contracts = unit_contracts(model, spec)
+    samples = validation = None
+    if cfg.precision == "int8":
+        samples = collect_unit_inputs(reference, list_images(cfg.calibration), desc="calibration")
+        if cfg.validation is not None:
+            validation = collect_unit_inputs(reference, list_images(cfg.validation), desc="validation set")
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        units = {}
+        for unit in tqdm(UNITS, desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
+            contract = contracts[unit]
+            file = unit + module.SUFFIX
+            example = as_tensors(samples[unit][0]) if samples else contract.random_example()
+            module.export_unit(model.export_unit(unit), contract, example, tmp / file, cfg.precision,
+                               samples=samples[unit] if samples else None, qcfg=cfg.quantization,
+                               validation=validation[unit] if validation else None)
+            units[unit] = UnitSpec(file=file, inputs={k: list(v) for k, v in contract.inputs.items()},
+                                   outputs=list(contract.outputs))
+        write_text_bank(tmp, bake_text_embeddings(model), model.vocab)
+        manifest = Manifest(
+            target=cfg.target, precision=cfg.precision, units=units, spec=spec,
+            vocabulary_fingerprint=model.vocab.fingerprint(),
+            source_checkpoint={"path": str(cfg.checkpoint), "sha256": file_sha256(cfg.checkpoint)},
+            versions=package_versions(),
+            quantization={u: cfg.quantization.describe(u) for u in UNITS} if cfg.precision == "int8" else {},
+        )
+        manifest.write(tmp)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _replace_dir(new: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, out)

@@ -1,0 +1,28 @@
+"""ONNX (opset 18, torch.onnx dynamo exporter) for ONNX Runtime: FP32 or NNCF INT8 (QDQ)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnx
+import torch
+
+from compress.quantize import QuantizationConfig, quantize_onnx
+from targets.contract import UnitContract
+
+SUFFIX = ".onnx"
+PRECISIONS = ("fp32", "int8")
+OPSET = 18
+
+
+def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
+                precision: str, samples=None, qcfg: QuantizationConfig | None = None, validation=None) -> None:
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    program = torch.onnx.export(module, example, input_names=list(contract.inputs),
+                                output_names=list(contract.outputs), dynamo=True, opset_version=OPSET,
+                                verbose=False)
+    model = program.model_proto
+    if precision == "int8":
+        model = quantize_onnx(model, contract.name, samples, qcfg or QuantizationConfig())
+    onnx.save_model(model, str(out), save_as_external_data=False)

@@ -1,0 +1,75 @@
+"""`hoi-edge eval` (eval_command) end to end on the 2 real test images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hoi_edge.eval import load_groundtruth, predictions_from_groundtruth, write_predictions
+from hoi_edge.eval.cli import eval_command
+
+
+@pytest.fixture()
+def perfect_preds(tmp_path: Path, real2_gt_path: Path) -> Path:
+    gt = load_groundtruth(real2_gt_path)
+    path = tmp_path / "preds.jsonl"
+    write_predictions(path, predictions_from_groundtruth(gt).to_image_detections(gt.filenames))
+    return path
+
+
+def test_cli_gt_as_predictions_writes_json(tmp_path: Path, real2_gt_path: Path, perfect_preds: Path) -> None:
+    out = tmp_path / "result.json"
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
+                                            "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "| Default | 100.00 | n/a | n/a | 100.00 |" in res.output
+    data = json.loads(out.read_text())
+    assert data["mAP_full"] == 100.0 and data["mean_recall"] == 100.0
+    assert data["mAP_rare"] is None  # this GT file has no rare / non-rare lists
+    assert data["num_classes_evaluated"] == 2 and data["num_detections"] == 3
+    assert data["per_class_ap"][245] == 100.0 and data["per_class_ap"][0] is None
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_zero_shot_split_and_options(tmp_path: Path, real2_gt_path: Path, perfect_preds: Path,
+                                         splits_path: Path) -> None:
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(eval_command, [
+        "--gt", str(real2_gt_path), "--pred", str(perfect_preds), "--split", "RF-UC",
+        "--splits", str(splits_path), "--setting", "known_object", "--top-k", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "| Known-Object |" in res.output and "| RF-UC |" in res.output
+    data = json.loads(out.read_text())
+    assert data["zero_shot"]["split"] == "rf_uc" and data["zero_shot"]["num_unseen"] == 120
+    # top-1 per image drops one of the two pairs of image 1: class 245 keeps 1 of 2 GT.
+    assert data["num_detections"] == 2 and data["per_class_max_recall"][245] == 50.0
+
+
+def test_cli_default_splits_file_next_to_gt(test_gt_path: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    res = CliRunner().invoke(eval_command, ["--gt", str(test_gt_path), "--pred", str(empty), "--split", "uo"])
+    assert res.exit_code == 0, res.output
+    assert "| UO | 0.00 | 0.00 | 0.00 |" in res.output
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, real2_gt_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"image": "HICO_test2015_00000001.jpg", "detections": [{"hoi": 1}]}\n')
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad)])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    assert res.output.strip().startswith("Error: prediction file") and "line 1" in res.output
+    assert "missing key 'score'" in res.output
+
+    res = CliRunner().invoke(eval_command, ["--gt", str(tmp_path / "gt.json"), "--pred", str(bad)])
+    assert res.exit_code == 1 and "ground-truth file not found" in res.output
+
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--split", "uv"])
+    assert res.exit_code == 1 and "--split needs --splits PATH" in res.output
+
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--top-k", "0"])
+    assert res.exit_code == 2  # click usage error

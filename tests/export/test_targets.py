@@ -1,0 +1,134 @@
+"""Every target's artifact runs end to end and agrees with the PyTorch reference on real photos.
+
+Tolerances: FP32 artifacts reproduce each unit's outputs within 1e-3 (absolute)
+and the final HOI scores within 1e-4, with identical top-10 triplets. INT8 and
+FP16 artifacts keep per-unit output cosine similarity >= 0.95 and select
+instance boxes within 10% of the image side.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hoi_edge.errors import ArtifactError
+from hoi_edge.pipeline import HOIDetector
+from hoi_edge.preprocess import load_image
+from hoi_edge.runtime.manifest import Manifest
+
+FP32 = [("openvino", "fp32"), ("onnx", "fp32"), ("executorch", "fp32")]
+LOW = [("openvino", "int8"), ("openvino", "fp16"), ("onnx", "int8"), ("executorch", "int8")]
+IMAGES = ("zidane.jpg", "bus.jpg", "skimage_astronaut.png")
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _unit_outputs(detector: HOIDetector, image) -> dict[str, list[np.ndarray]]:
+    from compress.calibration import RecordingRunner
+
+    rec = RecordingRunner(detector.runner)
+    detector.runner = rec
+    try:
+        detector.run(image)
+    finally:
+        detector.runner = rec.runner
+    return rec.samples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, precision", FP32)
+def test_fp32_artifact_matches_pytorch(artifact_factory, tiny_detector, shared_data, target, precision):
+    art = HOIDetector.from_artifact(artifact_factory(target, precision))
+    assert art.backend in {"openvino", "onnxruntime", "executorch"}
+    for name in IMAGES:
+        image = load_image(shared_data / "photos" / name)
+        ref, got = tiny_detector.run(image), art.run(image)
+        # identical unit inputs for the reference and the artifact: run each unit on the reference's inputs
+        inputs = _unit_outputs(tiny_detector, image)
+        for unit in ("detector", "clip_image", "hoi_head"):
+            want = getattr(tiny_detector.runner, unit)(*inputs[unit][0])
+            have = getattr(art.runner, unit)(*inputs[unit][0])
+            want, have = (want,) if isinstance(want, np.ndarray) else want, (have,) if isinstance(have, np.ndarray) else have
+            for w, h in zip(want, have):
+                np.testing.assert_allclose(h, w, atol=1e-3, err_msg=f"{target} {unit} on {name}")
+        assert [(d.hoi, d.human_box, d.object_box) for d in got.detections[:10]] == \
+               [(d.hoi, d.human_box, d.object_box) for d in ref.detections[:10]]
+        np.testing.assert_allclose([d.score for d in got.detections[:10]], [d.score for d in ref.detections[:10]],
+                                   atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target, precision", LOW)
+def test_reduced_precision_artifact_stays_close(artifact_factory, tiny_detector, shared_data, target, precision):
+    art = HOIDetector.from_artifact(artifact_factory(target, precision))
+    for name in IMAGES:
+        image = load_image(shared_data / "photos" / name)
+        inputs = _unit_outputs(tiny_detector, image)
+        for unit in ("detector", "clip_image", "hoi_head"):
+            want = getattr(tiny_detector.runner, unit)(*inputs[unit][0])
+            have = getattr(art.runner, unit)(*inputs[unit][0])
+            want, have = (want,) if isinstance(want, np.ndarray) else want, (have,) if isinstance(have, np.ndarray) else have
+            for w, h in zip(want, have):
+                assert _cosine(w, h) >= 0.95, f"{target}/{precision} {unit} on {name}"
+        dets = art.predict(image)
+        assert dets and all(0 <= d.score <= 1 for d in dets)
+
+
+@pytest.mark.slow
+def test_int8_artifacts_are_really_quantized(artifact_factory):
+    import onnx
+
+    ov_int8, ov_fp32 = artifact_factory("openvino", "int8"), artifact_factory("openvino", "fp32")
+    xml = (ov_int8 / "detector.xml").read_text()
+    assert "FakeQuantize" in xml and "FakeQuantize" not in (ov_fp32 / "detector.xml").read_text()
+    ops = {n.op_type for n in onnx.load(str(artifact_factory("onnx", "int8") / "hoi_head.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert (artifact_factory("openvino", "fp16") / "clip_image.bin").stat().st_size < \
+           0.6 * (ov_fp32 / "clip_image.bin").stat().st_size
+    m = Manifest.read(ov_int8)
+    assert m.precision == "int8" and ".*class_embed.*" in m.quantization["detector"]["ignored_patterns"]
+
+
+@pytest.mark.slow
+def test_manifest_describes_the_artifact(artifact_factory, tiny_checkpoint):
+    from hoi_edge.checkpoint import file_sha256
+
+    folder = artifact_factory("onnx", "fp32")
+    m = Manifest.read(folder)
+    assert m.target == "onnx" and set(m.units) == {"detector", "clip_image", "hoi_head"}
+    assert m.units["detector"].inputs == {"images": [1, 3, 128, 128]}
+    assert m.source_checkpoint["sha256"] == file_sha256(tiny_checkpoint)
+    assert {"torch", "onnxruntime", "openvino", "executorch", "nncf"} <= set(m.versions)
+    assert json.loads((folder / "vocabulary.json").read_text())["name"] == "hico-det"
+
+
+@pytest.mark.slow
+def test_baked_text_equals_live_text_encoder(artifact_factory, tiny_detector):
+    emb = np.load(artifact_factory("openvino", "fp32") / "text_embeddings.npy")
+    np.testing.assert_allclose(emb, tiny_detector.text_embeddings, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_broken_artifacts_give_clear_errors(artifact_factory, tmp_path):
+    import shutil
+
+    src = artifact_factory("onnx", "fp32")
+    broken = tmp_path / "broken"
+    shutil.copytree(src, broken)
+    (broken / "hoi_head.onnx").unlink()
+    with pytest.raises(ArtifactError, match=r"incomplete: missing \['hoi_head.onnx'\]"):
+        HOIDetector.from_artifact(broken)
+    with pytest.raises(ArtifactError, match="not a hoi-edge artifact"):
+        HOIDetector.from_artifact(tmp_path)
+    shutil.copy(src / "hoi_head.onnx", broken / "hoi_head.onnx")
+    (broken / "detector.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ArtifactError, match="cannot load onnxruntime unit .*detector.onnx"):
+        HOIDetector.from_artifact(broken)
+    art = HOIDetector.from_artifact(src)
+    with pytest.raises(ArtifactError, match=r"input 'images' has shape \[1, 3, 64, 64\], but the artifact was exported for \[1, 3, 128, 128\]"):
+        art.runner.detector(np.zeros((1, 3, 64, 64), np.float32))
