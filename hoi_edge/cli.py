@@ -36,6 +36,10 @@ model_option = click.option("--model", "model", default="default", show_default=
                             help="hoi-edge checkpoint (.pt), or 'default' for the embedded default model.")
 artifact_option = click.option("--artifact", type=click.Path(file_okay=False), default=None,
                                help="Exported artifact folder (OpenVINO / ONNX / ExecuTorch) instead of --model.")
+clip_weights_option = click.option("--clip-weights", type=click.Path(dir_okay=False), default=None,
+                                   help="Local open_clip ViT-B-16 weights for the default model (offline use).")
+detector_weights_option = click.option("--detector-weights", type=click.Path(dir_okay=False), default=None,
+                                       help="Local DETR-R50 COCO weights (.pth) for the default model (offline use).")
 vocab_option = click.option("--vocab", default=None, help="Vocabulary: 'hico' or a JSON file (re-targets the classes).")
 
 
@@ -44,6 +48,8 @@ vocab_option = click.option("--vocab", default=None, help="Vocabulary: 'hico' or
 @model_option
 @artifact_option
 @vocab_option
+@clip_weights_option
+@detector_weights_option
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Annotated image or video to write (default: <source>_hoi.<ext> for files).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
@@ -52,13 +58,15 @@ vocab_option = click.option("--vocab", default=None, help="Vocabulary: 'hico' or
 @click.option("--min-score", default=0.0, show_default=True, help="Hide triplets below this score.")
 @click.option("--max-frames", type=int, default=None, help="Stop a video/camera after N frames.")
 @friendly_errors
-def detect(source: str, model: str, artifact: str | None, vocab: str | None, out: str | None,
+def detect(source: str, model: str, artifact: str | None, vocab: str | None, clip_weights: str | None,
+           detector_weights: str | None, out: str | None,
            json_out: str | None, top: int, min_score: float, max_frames: int | None) -> None:
     """Detect HOIs in SOURCE: an image, a video file or 'camera:N'; draws boxes and labels."""
     from hoi_edge.detect import DetectOptions, run_detect
     from hoi_edge.loading import open_detector
 
-    detector = open_detector(model=model, artifact=artifact, vocabulary=vocab)
+    detector = open_detector(model=model, artifact=artifact, vocabulary=vocab, clip_weights=clip_weights,
+                             detector_weights=detector_weights)
     opts = DetectOptions(out=out, json_out=json_out, top=top, min_score=min_score, max_frames=max_frames)
     for frame_index, dets in run_detect(detector, source, opts):
         shown = [d for d in dets if d.score >= min_score][:top]
@@ -87,11 +95,13 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, out
               help="Accuracy-aware INT8: allowed drop of per-unit output cosine similarity.")
 @click.option("--quantize-all", is_flag=True, help="Also quantize the sensitive final projections/heads.")
 @vocab_option
+@clip_weights_option
+@detector_weights_option
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (atomically).")
 @friendly_errors
 def export(target: str, model: str, out: str, precision: str, int8: bool, calib: str | None,
            calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float, quantize_all: bool,
-           vocab: str | None, overwrite: bool) -> None:
+           vocab: str | None, clip_weights: str | None, detector_weights: str | None, overwrite: bool) -> None:
     """Export the model to an edge artifact folder (three networks + baked text embeddings + manifest)."""
     from compress.calibration import CalibrationConfig
     from compress.quantize import QuantizationConfig
@@ -100,7 +110,7 @@ def export(target: str, model: str, out: str, precision: str, int8: bool, calib:
     if model in (None, "default"):
         from hoi_edge.defaults import default_checkpoint
 
-        model = str(default_checkpoint())
+        model = str(default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights))
     precision = "int8" if int8 else precision
     images_dir = Path(calib_images_dir) if calib_images_dir else None
     cfg = ExportConfig(

@@ -9,7 +9,8 @@ from hoi_edge.pipeline import HOIDetector
 
 
 def open_detector(model: str | None = "default", artifact: str | Path | None = None,
-                  vocabulary: str | Path | None = None, device: str = "cpu") -> HOIDetector:
+                  vocabulary: str | Path | None = None, device: str = "cpu", clip_weights: str | None = None,
+                  detector_weights: str | None = None) -> HOIDetector:
     """The CLI's single entry point; ``artifact`` wins over ``model``."""
     if artifact is not None:
         if vocabulary is not None:
@@ -19,5 +20,5 @@ def open_detector(model: str | None = "default", artifact: str | Path | None = N
     if model in (None, "default"):
         from hoi_edge.defaults import default_checkpoint
 
-        model = str(default_checkpoint())
+        model = str(default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights))
     return HOIDetector.from_checkpoint(model, vocabulary=vocabulary, device=device)

@@ -36,7 +36,7 @@ class HOIHead(nn.Module):
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor,
                 human: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        tokens = self.interactor(features, boxes)
+        tokens = self.interactor(features, boxes, valid)
         return self.decoder(tokens, pair_feasibility(valid, human), patches)
 
 
@@ -68,7 +68,7 @@ class CLIP4HOI(nn.Module):
         return self
 
     def image_encoder(self) -> ClipImageEncoder:
-        return ClipImageEncoder(self.clip.visual)
+        return ClipImageEncoder(self.clip.visual).train(self.clip.training)
 
     def export_unit(self, name: str) -> nn.Module:
         units = {"detector": self.detector, "clip_image": self.image_encoder(), "hoi_head": self.head}

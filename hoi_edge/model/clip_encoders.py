@@ -31,7 +31,7 @@ def build_clip(cfg: ClipConfig) -> open_clip.CLIP:
     except RuntimeError as exc:
         raise WeightsError(
             f"cannot load CLIP '{cfg.model_name}' weights '{cfg.pretrained}': {exc}. "
-            "Offline? pass a local weights file (--clip-weights PATH)."
+            "Offline? pass a local open_clip weights file with --clip-weights PATH."
         ) from exc
     if not isinstance(model, open_clip.CLIP) or not isinstance(model.visual, open_clip.transformer.VisionTransformer):
         raise WeightsError(f"CLIP model '{cfg.model_name}' must be an open_clip ViT with the built-in text tower")

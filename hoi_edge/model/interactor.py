@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 EPS = 1e-6
+MIN_SIZE = 1e-2          # box sides are fractions of the longer image side; keeps ratios bounded
+MAX_FEATURE = 1e2        # bounded encodings quantize well: one degenerate box must not set the INT8 range
 SPATIAL_DIM = 38
 
 
@@ -26,14 +28,14 @@ def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def spatial_encoding(h: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
     """UPT-style pair geometry: centres, sizes, areas, aspect, IoU, directional offsets, distance; + log."""
     hc, oc = (h[..., :2] + h[..., 2:]) / 2, (o[..., :2] + o[..., 2:]) / 2
-    hw, hh = (h[..., 2] - h[..., 0]).clamp(min=EPS), (h[..., 3] - h[..., 1]).clamp(min=EPS)
-    ow, oh = (o[..., 2] - o[..., 0]).clamp(min=EPS), (o[..., 3] - o[..., 1]).clamp(min=EPS)
+    hw, hh = (h[..., 2] - h[..., 0]).clamp(min=MIN_SIZE), (h[..., 3] - h[..., 1]).clamp(min=MIN_SIZE)
+    ow, oh = (o[..., 2] - o[..., 0]).clamp(min=MIN_SIZE), (o[..., 3] - o[..., 1]).clamp(min=MIN_SIZE)
     dx, dy = (oc[..., 0] - hc[..., 0]) / hw, (oc[..., 1] - hc[..., 1]) / hh
     feats = torch.stack([
         hc[..., 0], hc[..., 1], oc[..., 0], oc[..., 1], hw, hh, ow, oh,
         hw * hh, ow * oh, (ow * oh) / (hw * hh), hw / hh, ow / oh, box_iou_xyxy(h, o),
         dx.clamp(min=0), (-dx).clamp(min=0), dy.clamp(min=0), (-dy).clamp(min=0), torch.sqrt(dx * dx + dy * dy),
-    ], dim=-1)
+    ], dim=-1).clamp(max=MAX_FEATURE)
     return torch.cat([feats, torch.log(feats + EPS)], dim=-1)
 
 
@@ -47,7 +49,7 @@ def pair_feasibility(valid: torch.Tensor, human: torch.Tensor) -> torch.Tensor:
 
 
 class HOInteractor(nn.Module):
-    """(features (B,K,Dd), boxes (B,K,4)) -> pair tokens (B,K*K,D)."""
+    """(features (B,K,Dd), boxes (B,K,4), valid (B,K)) -> pair tokens (B,K*K,D)."""
 
     def __init__(self, instance_dim: int, dim: int) -> None:
         super().__init__()
@@ -56,7 +58,10 @@ class HOInteractor(nn.Module):
         self.spatial = nn.Sequential(nn.Linear(SPATIAL_DIM, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         self.fuse = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
 
-    def forward(self, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Padding slots get the whole-image box, so no pair's geometry is degenerate."""
+        v = valid.unsqueeze(-1)
+        boxes = boxes * v + (1.0 - v) * torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=boxes.dtype, device=boxes.device)
         k = features.shape[1]
         # repeat, not expand: zero-stride views break ExecuTorch's INT8 lowering
         h = self.human_proj(features).unsqueeze(2).repeat(1, 1, k, 1)

@@ -14,6 +14,7 @@ class ExecuTorchRunner(ArtifactRunner):
     name = "executorch"
 
     def _load(self, path: Path):
+        import executorch.kernels.quantized  # noqa: F401  q/dq kernels for ops XNNPACK did not take
         from executorch.runtime import Runtime
 
         if self.num_threads:

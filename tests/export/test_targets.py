@@ -1,7 +1,7 @@
 """Every target's artifact runs end to end and agrees with the PyTorch reference on real photos.
 
 Tolerances: FP32 artifacts reproduce each unit's outputs within 1e-3 (absolute)
-and the final HOI scores within 1e-4, with identical top-10 triplets. INT8 and
+and the final HOI scores within 1e-4, with the same top-10 classes and boxes within 0.5 px. INT8 and
 FP16 artifacts keep per-unit output cosine similarity >= 0.95 and select
 instance boxes within 10% of the image side.
 """
@@ -56,10 +56,11 @@ def test_fp32_artifact_matches_pytorch(artifact_factory, tiny_detector, shared_d
             want, have = (want,) if isinstance(want, np.ndarray) else want, (have,) if isinstance(have, np.ndarray) else have
             for w, h in zip(want, have):
                 np.testing.assert_allclose(h, w, atol=1e-3, err_msg=f"{target} {unit} on {name}")
-        assert [(d.hoi, d.human_box, d.object_box) for d in got.detections[:10]] == \
-               [(d.hoi, d.human_box, d.object_box) for d in ref.detections[:10]]
-        np.testing.assert_allclose([d.score for d in got.detections[:10]], [d.score for d in ref.detections[:10]],
-                                   atol=1e-4)
+        top_ref, top_got = ref.detections[:10], got.detections[:10]
+        assert [d.hoi for d in top_got] == [d.hoi for d in top_ref]
+        np.testing.assert_allclose([d.human_box + d.object_box for d in top_got],
+                                   [d.human_box + d.object_box for d in top_ref], atol=0.5)   # pixels
+        np.testing.assert_allclose([d.score for d in top_got], [d.score for d in top_ref], atol=1e-4)
 
 
 @pytest.mark.slow

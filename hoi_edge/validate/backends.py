@@ -1,0 +1,110 @@
+"""What gets measured: the PyTorch reference checkpoint and exported artifact folders, described
+without loading any network (so a bad path fails before minutes of inference)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from hoi_edge.errors import InputFileError, WeightsError
+
+REFERENCE = "reference"
+ARTIFACT = "artifact"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One model to run: ``label`` (e.g. ``openvino/int8``) names it in every table and plot."""
+
+    kind: str                 # REFERENCE | ARTIFACT
+    path: Path
+    label: str
+    target: str               # 'pytorch' for the reference, else the artifact's manifest target
+    precision: str
+    device: str = "cpu"
+    size_bytes: int = 0
+    vocabulary_fingerprint: str | None = None
+    source_sha256: str | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.kind == REFERENCE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BackendSpec":
+        return cls(**{**data, "path": Path(data["path"])})
+
+
+def reference_spec(checkpoint: str | Path, device: str = "cpu") -> BackendSpec:
+    """The full-precision PyTorch model; its size on disk is the checkpoint file's."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    return BackendSpec(kind=REFERENCE, path=path, label="pytorch/fp32", target="pytorch", precision="fp32",
+                       device=device, size_bytes=path.stat().st_size)
+
+
+def artifact_spec(folder: str | Path) -> BackendSpec:
+    """An exported artifact; the manifest is read and its files checked here, before any run."""
+    from hoi_edge.runtime.manifest import Manifest
+
+    path = Path(folder)
+    manifest = Manifest.read(path)
+    return BackendSpec(kind=ARTIFACT, path=path, label=f"{manifest.target}/{manifest.precision}",
+                       target=manifest.target, precision=manifest.precision, device="cpu",
+                       size_bytes=folder_size(path), vocabulary_fingerprint=manifest.vocabulary_fingerprint,
+                       source_sha256=manifest.source_checkpoint.get("sha256"))
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of every regular file below ``path``: what has to be copied to the device."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def unique_labels(specs: Sequence[BackendSpec]) -> list[BackendSpec]:
+    """Two artifacts with the same target/precision get their folder name appended."""
+    counts: dict[str, int] = {}
+    for s in specs:
+        counts[s.label] = counts.get(s.label, 0) + 1
+    out, used = [], set()
+    for s in specs:
+        label = s.label if counts[s.label] == 1 else f"{s.label} [{s.path.name}]"
+        n = 2
+        while label in used:
+            label, n = f"{s.label} [{s.path.name}#{n}]", n + 1
+        used.add(label)
+        out.append(replace(s, label=label))
+    return out
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' means CUDA when PyTorch sees a GPU, else CPU (only the reference can use a GPU)."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InputFileError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return device
+
+
+def resolve_threads(threads: int | None) -> int:
+    """One fixed thread count for every backend, default: the CPUs this process may use.
+
+    Each runtime's own default differs (physical vs logical cores, inter-op pools); a fixed
+    count is what makes their latencies comparable."""
+    if threads is not None:
+        if threads < 1:
+            raise InputFileError(f"--threads must be at least 1, got {threads}")
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

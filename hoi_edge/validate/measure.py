@@ -1,0 +1,243 @@
+"""Run one backend over a list of images: warm-up (untimed), then timed runs, keeping the
+detections and per-stage timings.
+
+By default every backend runs in a fresh Python process (``isolate=True``): its peak RSS is
+then its own (see :mod:`hoi_edge.validate.memory`), thread settings cannot leak from one
+runtime into the next, and a crash in a runtime is reported instead of killing the caller.
+The parent and the child exchange a JSON request and a JSON + ``.npz`` result through a
+temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hoi_edge import errors as _errors
+from hoi_edge.errors import HOIEdgeError
+from hoi_edge.eval import Predictions
+from hoi_edge.pipeline import STAGES
+from hoi_edge.validate.backends import BackendSpec
+from hoi_edge.validate.errors import ValidationError
+from hoi_edge.validate.memory import MemoryStats, current_rss_mb, peak_rss_mb
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``runs=None``: every image once, detections kept (validation). ``runs=N``: N timed runs
+    cycling through the images, detections dropped (benchmark)."""
+
+    warmup: int = 3
+    runs: int | None = None
+    threads: int | None = None
+    progress: bool = True
+    isolate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0:
+            raise ValidationError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.runs is not None and self.runs < 1:
+            raise ValidationError(f"--runs must be >= 1, got {self.runs}")
+
+
+@dataclass
+class BackendRun:
+    """Raw measurements of one backend; ``predictions.image`` indexes the image list it was given."""
+
+    spec: BackendSpec
+    backend: str
+    threads: int | None
+    load_s: float
+    image_index: np.ndarray                 # (R,) image of each timed run
+    wall_s: np.ndarray                      # (R,) end-to-end seconds of each timed run
+    stage_s: dict[str, np.ndarray]          # stage -> (R,) seconds
+    predictions: Predictions | None
+    memory: MemoryStats
+    vocabulary_fingerprint: str = ""
+    vocabulary: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def run_backend(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
+    """Measure ``spec`` on ``images``: in a fresh process when ``settings.isolate``, else here."""
+    if not images:
+        raise ValidationError("no images to run")
+    if settings.isolate:
+        return _run_isolated(spec, images, settings)
+    return measure_here(spec, images, settings, measure_memory=False)
+
+
+def open_backend(spec: BackendSpec, threads: int | None):
+    """The HOIDetector for ``spec`` with ``threads`` applied to its runtime."""
+    if spec.is_reference:
+        import torch
+
+        from hoi_edge.pipeline import HOIDetector
+
+        if spec.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValidationError(f"device {spec.device!r} requested for the reference, but PyTorch sees no GPU")
+        if threads:
+            torch.set_num_threads(threads)
+        return HOIDetector.from_checkpoint(spec.path, device=spec.device)
+    from hoi_edge.runtime.artifact import load_artifact
+
+    return load_artifact(spec.path, num_threads=threads)
+
+
+def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSettings,
+                 measure_memory: bool = True) -> BackendRun:
+    """Load, warm up and time ``spec`` in this process (the body of the isolated worker)."""
+    import cv2
+    import torch
+    from tqdm import tqdm
+
+    from hoi_edge.preprocess import load_image
+
+    saved_threads = (torch.get_num_threads(), cv2.getNumThreads())
+    if settings.threads:
+        cv2.setNumThreads(settings.threads)   # letterbox resize: same pool size for every backend
+    cuda = spec.device.startswith("cuda")
+    try:
+        if cuda and torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        baseline = current_rss_mb() if measure_memory else None
+        start = time.perf_counter()
+        detector = open_backend(spec, settings.threads)
+        load_s = time.perf_counter() - start
+
+        n = len(images)
+        timed = list(range(n)) if settings.runs is None else [i % n for i in range(settings.runs)]
+        keep = settings.runs is None
+        bar = tqdm(total=settings.warmup + len(timed), desc=spec.label, unit="img", disable=not settings.progress,
+                   leave=True, dynamic_ncols=True)
+        with bar:
+            bar.set_postfix_str("warm-up")
+            for w in range(settings.warmup):
+                detector.run(load_image(images[w % n]))
+                bar.update()
+            bar.set_postfix_str("timed")
+            wall = np.zeros(len(timed))
+            stages = {s: np.zeros(len(timed)) for s in STAGES}
+            det: dict[str, list] = {"image": [], "hoi": [], "score": [], "h": [], "o": []}
+            for r, i in enumerate(timed):
+                image = load_image(images[i])              # decoding is not part of the latency
+                t0 = time.perf_counter()
+                pred = detector.run(image)
+                wall[r] = time.perf_counter() - t0
+                for s in STAGES:
+                    stages[s][r] = pred.timings.get(s, 0.0)
+                if keep:
+                    for d in pred.detections:
+                        det["image"].append(i)
+                        det["hoi"].append(d.hoi)
+                        det["score"].append(d.score)
+                        det["h"].append(d.human_box)
+                        det["o"].append(d.object_box)
+                bar.update()
+        if measure_memory:
+            peak, method = peak_rss_mb()
+            gpu = torch.cuda.max_memory_allocated() / 2**20 if cuda and torch.cuda.is_available() else None
+            memory = MemoryStats(peak, baseline if peak is not None else None, gpu, method)
+        else:
+            memory = MemoryStats.not_measured("in-process run")
+        predictions = None
+        if keep:
+            predictions = Predictions.from_arrays(det["image"], det["hoi"], det["score"],
+                                                  np.reshape(det["h"], (-1, 4)), np.reshape(det["o"], (-1, 4)),
+                                                  source=spec.label)
+        return BackendRun(
+            spec=spec, backend=detector.backend, threads=settings.threads, load_s=load_s,
+            image_index=np.asarray(timed, dtype=np.int64), wall_s=wall, stage_s=stages, predictions=predictions,
+            memory=memory, vocabulary_fingerprint=detector.vocab.fingerprint(),
+            vocabulary=detector.vocab.to_dict() if spec.is_reference else None,
+        )
+    finally:
+        if not settings.isolate:
+            torch.set_num_threads(saved_threads[0])
+            cv2.setNumThreads(saved_threads[1])
+
+
+# --- the isolated worker: request/result files -------------------------------------------------
+
+def _child_env(threads: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])      # so a source checkout works uninstalled
+    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    if threads:
+        for key in _THREAD_ENV:                          # NumPy/BLAS in the shared post-processing
+            env[key] = str(threads)
+    return env
+
+
+def _run_isolated(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
+    with tempfile.TemporaryDirectory(prefix="hoi-edge-measure-") as tmp:
+        request = Path(tmp) / "request.json"
+        request.write_text(json.dumps({"spec": spec.to_dict(), "images": [str(p) for p in images],
+                                       "settings": asdict(settings)}))
+        proc = subprocess.run([sys.executable, "-m", "hoi_edge.validate._worker", str(request)],
+                              env=_child_env(settings.threads), stdin=subprocess.DEVNULL)
+        return read_result(request, spec, proc.returncode)
+
+
+def result_paths(request: Path) -> tuple[Path, Path]:
+    return request.with_suffix(".result.json"), request.with_suffix(".result.npz")
+
+
+def write_result(request: Path, run: BackendRun) -> None:
+    meta_path, npz_path = result_paths(request)
+    p = run.predictions
+    arrays = {"image_index": run.image_index, "wall_s": run.wall_s,
+              **{f"stage_{k}": v for k, v in run.stage_s.items()}}
+    if p is not None:
+        arrays.update(det_image=p.image, det_hoi=p.hoi, det_score=p.score, det_h=p.boxes_h, det_o=p.boxes_o)
+    np.savez(npz_path, **arrays)
+    meta_path.write_text(json.dumps({
+        "ok": True, "backend": run.backend, "threads": run.threads, "load_s": run.load_s,
+        "memory": run.memory.to_dict(), "vocabulary_fingerprint": run.vocabulary_fingerprint,
+        "vocabulary": run.vocabulary, "has_predictions": p is not None,
+    }))
+
+
+def write_error(request: Path, exc: BaseException) -> None:
+    known = isinstance(exc, HOIEdgeError)
+    result_paths(request)[0].write_text(json.dumps({
+        "ok": False, "error_type": type(exc).__name__ if known else None,
+        "message": str(exc) if known else f"{type(exc).__name__}: {exc}",
+    }))
+
+
+def read_result(request: Path, spec: BackendSpec, returncode: int) -> BackendRun:
+    meta_path, npz_path = result_paths(request)
+    if not meta_path.is_file():
+        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+        hint = " (out of memory?)" if returncode in (-9, 137) else ""
+        raise ValidationError(f"{spec.label} ({spec.path}) {how}{hint} before reporting; see its output above")
+    meta = json.loads(meta_path.read_text())
+    if not meta["ok"]:
+        cls = getattr(_errors, meta["error_type"] or "", None)
+        if not (isinstance(cls, type) and issubclass(cls, HOIEdgeError)):
+            cls = ValidationError
+        raise cls(meta["message"] if meta["error_type"] else f"{spec.label} ({spec.path}) failed: {meta['message']}")
+    with np.load(npz_path) as z:
+        arrays = {k: z[k] for k in z.files}
+    predictions = None
+    if meta["has_predictions"]:
+        predictions = Predictions.from_arrays(arrays["det_image"], arrays["det_hoi"], arrays["det_score"],
+                                              arrays["det_h"], arrays["det_o"], source=spec.label)
+    return BackendRun(
+        spec=spec, backend=meta["backend"], threads=meta["threads"], load_s=meta["load_s"],
+        image_index=arrays["image_index"], wall_s=arrays["wall_s"],
+        stage_s={s: arrays[f"stage_{s}"] for s in STAGES}, predictions=predictions,
+        memory=MemoryStats.from_dict(meta["memory"]), vocabulary_fingerprint=meta["vocabulary_fingerprint"],
+        vocabulary=meta["vocabulary"],
+    )

@@ -1,0 +1,50 @@
+"""The default model: env override, offline fallback, local weight files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hoi_edge import defaults
+from hoi_edge.errors import WeightsError
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOI_EDGE_HOME", str(tmp_path))
+    monkeypatch.delenv("HOI_EDGE_MODEL", raising=False)
+    return tmp_path
+
+
+def test_env_override(home, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("HOI_EDGE_MODEL", str(tiny_checkpoint))
+    assert defaults.default_checkpoint() == tiny_checkpoint
+    monkeypatch.setenv("HOI_EDGE_MODEL", str(home / "gone.pt"))
+    with pytest.raises(WeightsError, match="HOI_EDGE_MODEL points to a missing checkpoint"):
+        defaults.default_checkpoint()
+
+
+def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retried(home, monkeypatch, capsys):
+    """Unreachable weights (a missing file stands in for a failed download) -> the seeded tiny model."""
+    calls = []
+
+    def unreachable():
+        calls.append(1)
+        cfg = defaults.clip4hoi_tiny()
+        cfg.clip.pretrained = str(home / "unreachable.bin")
+        return cfg
+
+    monkeypatch.setattr(defaults, "pretrained_config", unreachable)
+    first = defaults.default_checkpoint()
+    second = defaults.default_checkpoint()
+    assert first == second == home / defaults.RANDOM_NAME and len(calls) == 1   # marker stops the retry
+    assert "not meaningful" in capsys.readouterr().err
+    a = torch.load(first, weights_only=True)["state_dict"]
+    (home / defaults.RANDOM_NAME).unlink()
+    b = torch.load(defaults.random_tiny_checkpoint(), weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)                                # same seed, same weights
+
+
+def test_missing_local_clip_weights_file(home):
+    with pytest.raises(WeightsError, match="CLIP weights file not found: .*nope.bin"):
+        defaults.default_checkpoint(clip_weights=str(home / "nope.bin"))
