@@ -143,13 +143,16 @@ def _box(b) -> str:
     return "[" + ",".join(f"{v:.0f}" for v in b) + "]"
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
+    """Commands that live beside their libraries (evaluator, training)."""
     from hoi_edge.eval.cli import eval_command
+    from train.cli import train_command
 
     main.add_command(eval_command, "eval")
+    main.add_command(train_command, "train")
 
 
-_register_optional_commands()
+_register_commands()
 
 if __name__ == "__main__":
     sys.exit(main())

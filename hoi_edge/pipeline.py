@@ -87,6 +87,7 @@ class HOIDetector:
             )
         self.runner, self.spec, self.vocab = runner, spec, vocab
         self.text_embeddings = text_embeddings
+        self.manifest: Any = None          # the artifact's Manifest when loaded from an artifact folder
         self.labels = LabelMap.build(spec.detector_classes, vocab)
         self._hoi_object = vocab.hoi_object
         self._det_letterbox = Letterbox(spec.detector_size, spec.detector_mean, spec.detector_std)

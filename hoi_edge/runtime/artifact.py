@@ -42,5 +42,5 @@ def load_artifact(folder: str | Path, num_threads: int | None = None) -> HOIDete
         raise ArtifactError(f"{folder / TEXT_EMBEDDINGS} is unreadable: {exc}") from exc
     runner = make_runner(manifest, folder, num_threads)
     detector = HOIDetector(runner, manifest.spec, vocab, text)
-    detector.manifest = manifest  # type: ignore[attr-defined]
+    detector.manifest = manifest
     return detector

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from hoi_edge.errors import VocabularyError
-from hoi_edge.eval import EvalConfig, GroundTruth, Predictions, ZeroShotSplit, evaluate, load_split
+from hoi_edge.eval import (EvalConfig, GroundTruth, Predictions, ZeroShotSplit, evaluate, load_split,
+                           normalise_split_name)
 from hoi_edge.vocabulary import Vocabulary
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
@@ -53,7 +54,8 @@ def check_vocabulary(gt: GroundTruth, vocab: Vocabulary) -> list[str]:
     """Raise when the GT's class indices cannot be the model's; warn on softer mismatches."""
     if gt.num_classes != vocab.num_classes:
         raise VocabularyError(f"ground truth {gt.source} has {gt.num_classes} HOI classes, but the reference "
-                              f"vocabulary '{vocab.name}' has {vocab.num_classes}: they do not describe the same classes")
+                              f"vocabulary '{vocab.name}' has {vocab.num_classes}: they do not describe the same "
+                              "classes")
     known = gt.class_object >= 0
     differ = int(np.count_nonzero(gt.class_object[known] != vocab.hoi_object[known]))
     if differ:
@@ -71,7 +73,7 @@ def resolve_split(name: str, vocab: Vocabulary, splits_file: str | Path | None =
         beside = Path(data).parent / "splits.json"
         if beside.is_file():
             return load_split(beside, name)
-    return ZeroShotSplit(name=name, unseen=tuple(vocab.unseen(name)))
+    return ZeroShotSplit(name=normalise_split_name(name), unseen=tuple(vocab.unseen(name)))
 
 
 def eval_config(gt: GroundTruth, vocab: Vocabulary, split: ZeroShotSplit | None = None) -> EvalConfig:

@@ -1,0 +1,159 @@
+"""Export a checkpoint to every target and precision, validate every artifact against the PyTorch
+reference, and print the README table. This script is the source of every runtime number in
+the README: re-run it to reproduce them (numbers depend on the CPU; the table says which).
+
+    python benchmarks/bench_runtimes.py --model model.pt          # your checkpoint
+    python benchmarks/bench_runtimes.py                           # the tiny random test model
+
+Steps: (1) the checkpoint (``--model``, or the tiny random-init model of the test suite saved into
+the work dir); (2) artifacts for OpenVINO fp32/fp16/int8, ONNX fp32/int8, ExecuTorch fp32/int8
+(INT8 calibrated on ``--calib``); (3) ``validate`` on the 2 real HICO-DET test images (mAP with
+ground truth) and on the unlabelled photos (agreement + latency), each backend in a fresh
+process with ``--threads`` threads; (4) the README table built from both runs.
+
+With the tiny random model mAP is 0 for every backend (it detects nothing real), so only the
+agreement, latency, memory and size columns carry information; use a trained checkpoint for
+accuracy numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:            # running from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+SHARED = REPO.parent / "shared" / "data"
+
+from hoi_edge.validate import (BenchmarkConfig, BenchmarkReport, Thresholds, ValidateConfig,  # noqa: E402
+                               ValidationReport, benchmark, validate)
+from hoi_edge.validate.report import fmt_memory, md_table  # noqa: E402
+
+ALL_TARGETS = ("openvino", "onnx", "executorch")
+
+
+def tiny_checkpoint(work: Path) -> Path:
+    """The test suite's tiny random-init CLIP4HOI (tests/conftest.py), saved once into ``work``."""
+    path = work / "tiny.pt"
+    if not path.is_file():
+        sys.path.insert(0, str(REPO / "tests"))
+        from conftest import make_tiny_model  # type: ignore[import-not-found]
+
+        from hoi_edge.checkpoint import save_checkpoint
+
+        save_checkpoint(make_tiny_model(), path)
+    return path
+
+
+def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,
+               reuse: bool) -> list[tuple[Path, float]]:
+    """Every precision each target supports; ``reuse`` keeps artifacts already exported from this checkpoint."""
+    from compress.calibration import CalibrationConfig
+    from hoi_edge.checkpoint import file_sha256
+    from hoi_edge.runtime.manifest import Manifest
+    from targets.export import ExportConfig, export_artifact, target_module
+
+    sha = file_sha256(checkpoint)
+    out: list[tuple[Path, float]] = []
+    for target in targets:
+        for precision in target_module(target).PRECISIONS:
+            folder = work / "artifacts" / f"{target}-{precision}"
+            if reuse and folder.is_dir():
+                try:
+                    if Manifest.read(folder).source_checkpoint.get("sha256") == sha:
+                        print(f"reusing {folder}")
+                        out.append((folder, float("nan")))
+                        continue
+                except Exception:  # unreadable leftover: export again
+                    pass
+            start = time.perf_counter()
+            export_artifact(ExportConfig(
+                checkpoint=checkpoint, target=target, out=folder, precision=precision, overwrite=True,
+                calibration=CalibrationConfig(calib, max_images=calib_size) if precision == "int8" else None))
+            out.append((folder, time.perf_counter() - start))
+            print(f"exported {target}/{precision} in {out[-1][1]:.1f} s -> {folder}")
+    return out
+
+
+def readme_table(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport) -> str:
+    """One row per backend: mAP and its drop on the GT images, agreement on the photos, and
+    latency / throughput / memory from the benchmark runs on the photos."""
+    k = photos.settings["top_k"]
+    head = ["Model", "Size (MB)", "mAP Full (HICO)", "Δ mAP", f"Top-{k} agree (photos)", "Score MAE",
+            "Median ms", "p90 ms", "img/s", "Peak RSS MB (+model)", "Speed-up"]
+    by_label = {b.label: b for b in hico.backends}
+    agreement = {b.label: b.agreement for b in photos.backends}
+    rows = []
+    for b in bench.entries:
+        h = by_label.get(b.label)
+        full = h.accuracy.full if h and h.accuracy else None
+        drop = h.map_drop.get("full") if h and h.map_drop else None
+        g = agreement.get(b.label)
+        rows.append([b.label, f"{b.spec.size_bytes / 2**20:.1f}", "—" if full is None else f"{full:.2f}",
+                     "—" if drop is None else f"{drop:+.2f}", f"{g.topk_overlap:.3f}" if g else "ref",
+                     f"{g.score_mae:.4f}" if g and g.score_mae is not None else "—", f"{b.latency.median_ms:.1f}",
+                     f"{b.latency.p90_ms:.1f}", f"{b.latency.throughput_ips:.2f}", fmt_memory(b.memory),
+                     f"{b.speedup:.2f}x"])
+    env, s = bench.environment, bench.settings
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v and k != "hoi-edge")
+    caption = (f"{env['cpu']}, {s['threads']} threads per backend, reference on {s['device']}; latency: "
+               f"{s['runs']} timed runs over {bench.images['num_images']} photos after {s['warmup']} warm-up runs; "
+               f"mAP on {hico.dataset['num_images']} HICO-DET test images; {versions}.")
+    return md_table(head, rows) + "\n\n" + caption + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the tiny random test model)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "hoi-edge-bench-runtimes",
+                    help="folder for the checkpoint, artifacts and reports")
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help="comma-separated subset of " + ",".join(ALL_TARGETS))
+    ap.add_argument("--hico", type=Path, default=SHARED / "hicodet" / "real_test_images" / "annotations.json",
+                    help="HICO-format GT json (images beside it)")
+    ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="unlabelled photos (agreement, latency)")
+    ap.add_argument("--calib", type=Path, default=SHARED / "photos", help="INT8 calibration images")
+    ap.add_argument("--calib-size", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=None, help="threads per backend (default: all available CPUs)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=42, help="timed benchmark runs per backend (cycling the photos)")
+    ap.add_argument("--device", default="cpu", help="reference device: cpu (default: CPU vs CPU ratios), cuda or auto")
+    ap.add_argument("--max-map-drop", type=float, default=1.0)
+    ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from this checkpoint")
+    args = ap.parse_args(argv)
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = set(targets) - set(ALL_TARGETS)
+    if unknown:
+        ap.error(f"unknown targets {sorted(unknown)}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.model or tiny_checkpoint(args.work)
+    print(f"checkpoint: {checkpoint}" + ("" if args.model else " (tiny random-init test model: mAP is meaningless)"))
+    artifacts = [folder for folder, _ in export_all(checkpoint, args.work, targets, args.calib, args.calib_size,
+                                                    args.reuse)]
+    common = dict(reference=checkpoint, artifacts=artifacts, warmup=args.warmup, threads=args.threads,
+                  device=args.device, thresholds=Thresholds(max_map_drop=args.max_map_drop))
+    hico = validate(ValidateConfig(data=args.hico, out=args.work / "validation-hico", **common))
+    photos = validate(ValidateConfig(data=args.photos, out=args.work / "validation-photos", **common))
+    print("\n## HICO-DET images (ground truth)\n")
+    print(hico.to_markdown())
+    print("## Photos (agreement only)\n")
+    print(photos.to_markdown())
+    bench = benchmark(BenchmarkConfig(images=args.photos, reference=checkpoint, artifacts=artifacts,
+                                      warmup=args.warmup, runs=args.runs, threads=args.threads, device=args.device))
+    (args.work / "benchmark.json").write_text(bench.to_json())
+    print("## Benchmark (photos)\n")
+    print(bench.to_markdown())
+    print("## README table\n")
+    print(readme_table(hico, photos, bench))
+    print(f"reports: {args.work / 'validation-hico'}, {args.work / 'validation-photos'}, "
+          f"{args.work / 'benchmark.json'}")
+    return 0 if hico.passed and photos.passed else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

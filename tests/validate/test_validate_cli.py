@@ -1,0 +1,122 @@
+"""``hoi-edge validate`` / ``benchmark`` end to end on the tiny model: every backend in its own process.
+
+Accuracy with GT uses a GT file built from the reference's *own* top predictions on the 2 real
+HICO-DET images (fixture ``self_gt``): the tiny random model scores 0 mAP on the real labels, which
+would make every drop trivially 0. On the self-built GT the reference scores 100 mAP, an FP32
+export of the same checkpoint ~100 (drop ~0), and an artifact with noise added to its HOI-head
+weights clearly less — so the threshold and the exit code are tested on a real difference.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from hoi_edge.validate.cli import THRESHOLD_EXIT_CODE, benchmark_command, validate_command
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_checkpoint, val_artifacts, self_gt, hico_dir):
+    """Reference + OpenVINO FP32 + ONNX FP32 + damaged OpenVINO on the self-built GT, zero-shot split on."""
+    out = tmp_path_factory.mktemp("validation")
+    res = CliRunner().invoke(validate_command, [
+        "--artifacts", str(val_artifacts["openvino"]), str(val_artifacts["onnx"]), str(val_artifacts["damaged"]),
+        "--reference", str(tiny_checkpoint), "--data", str(self_gt), "--images", str(hico_dir),
+        "--split", "rf-uc", "--out", str(out), "--warmup", "1", "--threads", "2", "--quiet"])
+    return res, out, json.loads((out / "report.json").read_text())
+
+
+def _by_label(report):
+    return {a["path"]: a for a in report["artifacts"]}
+
+
+def test_identical_artifacts_have_no_drop_and_full_agreement(full_run, val_artifacts):
+    _, _, report = full_run
+    assert report["reference"]["accuracy"]["full"] == pytest.approx(100.0)
+    arts = _by_label(report)
+    for key in ("openvino", "onnx"):
+        a = arts[str(val_artifacts[key])]
+        assert abs(a["map_drop"]["full"]) < 0.05, a["map_drop"]
+        assert a["agreement"]["topk_overlap"] >= 0.95 and a["agreement"]["box_iou"] > 0.99
+        assert a["agreement"]["score_mae"] < 1e-3 and a["passed"]
+
+
+def test_damaged_artifact_is_flagged_and_exit_code_is_non_zero(full_run, val_artifacts):
+    res, _, report = full_run
+    damaged = _by_label(report)[str(val_artifacts["damaged"])]
+    assert damaged["map_drop"]["full"] > 1.0 and not damaged["passed"]
+    assert damaged["agreement"]["topk_overlap"] < 0.8
+    assert report["passed"] is False and len(report["failures"]) == 1
+    assert res.exit_code == THRESHOLD_EXIT_CODE, res.output
+    assert "validation failed" in res.output and "openvino-damaged" in res.output and "Traceback" not in res.output
+
+
+def test_report_outputs(full_run):
+    res, out, report = full_run
+    assert {"format", "passed", "failures", "dataset", "settings", "thresholds", "environment", "reference",
+            "artifacts"} <= set(report)
+    assert report["dataset"]["has_groundtruth"] and report["dataset"]["num_images"] == 2
+    assert report["settings"]["split"] == "rf_uc" and report["settings"]["threads"] == 2
+    ref = report["reference"]
+    assert ref["label"] == "pytorch/fp32" and ref["memory"]["peak_rss_mb"] > ref["memory"]["baseline_rss_mb"] > 0
+    assert set(ref["latency"]["stages"]) == {"preprocess", "detector", "clip_image", "hoi_head", "postprocess"}
+    assert ref["size_bytes"] > 0 and ref["latency"]["runs"] == 2 and ref["accuracy"]["split"] == "rf_uc"
+    md = (out / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "(ms)" not in line]
+    assert sum("pytorch/fp32 (reference)" in r for r in rows) == 1
+    assert sum(r.startswith("| openvino/fp32") for r in rows) >= 4          # main table + stage table
+    assert "Unseen" in md and "**FAIL**" in md and md in res.output
+    assert (out / "accuracy_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((out / "predictions").glob("*.jsonl"))) == 4
+
+
+def test_threshold_exit_code_both_ways(tiny_checkpoint, val_artifacts, self_gt, hico_dir):
+    args = ["--artifacts", str(val_artifacts["damaged"]), "--reference", str(tiny_checkpoint), "--data",
+            str(self_gt), "--images", str(hico_dir), "--warmup", "0", "--quiet"]
+    res = CliRunner().invoke(validate_command, args + ["--max-map-drop", "100"])
+    assert res.exit_code == 0, res.output
+    assert "validation passed" in res.output
+
+
+def test_agreement_only_without_groundtruth(tmp_path, tiny_checkpoint, val_artifacts, shared_data):
+    res = CliRunner().invoke(validate_command, [
+        str(val_artifacts["openvino"]), str(val_artifacts["damaged"]), "--reference", str(tiny_checkpoint),
+        "--data", str(shared_data / "photos"), "--limit", "3", "--min-agreement", "0.9", "--warmup", "0",
+        "--out", str(tmp_path), "--quiet"])
+    assert res.exit_code == THRESHOLD_EXIT_CODE, res.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert not report["dataset"]["has_groundtruth"] and report["reference"]["accuracy"] is None
+    good, bad = report["artifacts"]
+    assert good["map_drop"] is None and good["agreement"]["topk_overlap"] >= 0.95 and good["passed"]
+    assert bad["agreement"]["topk_overlap"] < 0.9 and "agreement" in bad["failures"][0]
+    assert any("no ground truth" in w for w in report["warnings"])
+    assert "mAP Full" not in (tmp_path / "report.md").read_text()
+
+
+def test_benchmark_prints_ratios(tmp_path, tiny_checkpoint, val_artifacts, shared_data):
+    out = tmp_path / "bench.json"
+    res = CliRunner().invoke(benchmark_command, [
+        "--reference", str(tiny_checkpoint), "--artifacts", str(val_artifacts["openvino"]), "--images",
+        str(shared_data / "photos"), "--warmup", "1", "--runs", "3", "--threads", "1", "--json", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "openvino/fp32: " in res.output and "than pytorch/fp32" in res.output
+    assert "| pytorch/fp32 |" in res.output and "1 threads each" in res.output
+    data = json.loads(out.read_text())
+    assert data["baseline"] == "pytorch/fp32" and [b["label"] for b in data["backends"]] == ["pytorch/fp32",
+                                                                                         "openvino/fp32"]
+    assert data["backends"][1]["latency"]["runs"] == 3 and data["settings"]["threads"] == 1
+
+
+def test_user_errors_are_one_line(tmp_path, tiny_checkpoint, val_artifacts, hico_dir):
+    base = ["--data", str(hico_dir / "annotations.json"), "--quiet"]
+    res = CliRunner().invoke(validate_command, base + ["--reference", str(tiny_checkpoint)])
+    assert res.exit_code == 1 and "nothing to validate" in res.output
+    res = CliRunner().invoke(validate_command, base + ["--reference", str(tmp_path / "none.pt"), "--artifacts",
+                                                       str(val_artifacts["onnx"])])
+    assert res.exit_code == 1 and "checkpoint not found" in res.output and "none.pt" in res.output
+    res = CliRunner().invoke(validate_command, base + ["--reference", str(tiny_checkpoint), str(tmp_path)])
+    assert res.exit_code == 1 and "manifest.json is missing" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(benchmark_command, ["--images", str(hico_dir)])
+    assert res.exit_code == 1 and "nothing to benchmark" in res.output

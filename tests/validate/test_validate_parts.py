@@ -1,0 +1,182 @@
+"""The validator's parts without a model: agreement matching, latency statistics, thresholds,
+datasets, and the report's JSON / Markdown / PNG outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hoi_edge.errors import InputFileError
+from hoi_edge.eval import Predictions
+from hoi_edge.validate import (BackendReport, BackendSpec, LatencyStats, MapScores, MemoryStats, Thresholds,
+                               ValidationReport, compare_predictions, load_dataset, match_triplets, write_outputs)
+from hoi_edge.validate.backends import unique_labels
+from hoi_edge.validate.latency import describe_speedup
+from hoi_edge.validate.memory import current_rss_mb, peak_rss_mb
+
+H = [10.0, 10.0, 50.0, 100.0]
+O = [60.0, 40.0, 120.0, 90.0]
+
+
+def _preds(rows):
+    """rows: (image, hoi, score, human_box, object_box)."""
+    if not rows:
+        return Predictions.from_arrays([], [], [], np.zeros((0, 4)), np.zeros((0, 4)))
+    img, hoi, score, h, o = zip(*rows)
+    return Predictions.from_arrays(img, hoi, score, np.array(h), np.array(o))
+
+
+def test_identical_predictions_agree_fully():
+    p = _preds([(0, 1, 0.9, H, O), (0, 2, 0.8, H, O), (1, 3, 0.5, O, H)])
+    a = compare_predictions(p, p, ["a.jpg", "b.jpg"])
+    assert a.topk_overlap == 1.0 and a.score_mae == 0.0 and a.box_iou == pytest.approx(1.0)
+    assert a.matched == a.reference_triplets == 3 and a.images == 2
+
+
+def test_agreement_needs_same_class_and_both_boxes():
+    ref = _preds([(0, 1, 0.9, H, O), (0, 2, 0.8, H, O)])
+    shifted = [O[0] + 200, O[1], O[2] + 200, O[3]]          # object box moved away: IoU 0
+    cand = _preds([(0, 1, 0.7, H, O), (0, 2, 0.8, H, shifted)])
+    a = compare_predictions(ref, cand, ["a.jpg"])
+    assert a.topk_overlap == 0.5 and a.matched == 1
+    assert a.score_mae == pytest.approx(0.2)
+    other_class = _preds([(0, 5, 0.9, H, O), (0, 6, 0.8, H, O)])
+    assert compare_predictions(ref, other_class, ["a.jpg"]).topk_overlap == 0.0
+
+
+def test_agreement_is_one_to_one_and_top_k_only():
+    ref = _preds([(0, 1, 0.9, H, O), (0, 1, 0.8, H, O)])     # the same triplet twice
+    cand = _preds([(0, 1, 0.9, H, O)])
+    assert compare_predictions(ref, cand, ["a.jpg"]).topk_overlap == 0.5
+    ref = _preds([(0, 1, 0.9, H, O)])
+    cand = _preds([(0, 7, 0.99, H, O), (0, 1, 0.1, H, O)])     # the match is outside the candidate's top-1
+    assert compare_predictions(ref, cand, ["a.jpg"], k=1).topk_overlap == 0.0
+    assert compare_predictions(ref, cand, ["a.jpg"], k=2).topk_overlap == 1.0
+
+
+def test_agreement_on_empty_images():
+    empty, some = _preds([]), _preds([(0, 1, 0.9, H, O)])
+    assert compare_predictions(empty, empty, ["a.jpg"]).topk_overlap == 1.0
+    a = compare_predictions(empty, some, ["a.jpg"])
+    assert a.topk_overlap == 0.0 and a.score_mae is None
+    assert compare_predictions(some, empty, ["a.jpg"]).topk_overlap == 0.0
+
+
+def test_match_triplets_prefers_best_overlap():
+    near = [H[0] + 5, H[1], H[2] + 5, H[3]]
+    pairs = match_triplets(np.array([1]), np.array([H]), np.array([O]), np.array([1, 1]), np.array([near, H]),
+                           np.array([O, O]))
+    assert [(r, c) for r, c, _, _ in pairs] == [(0, 1)]
+
+
+def test_latency_stats_and_ratio_wording():
+    lat = LatencyStats.from_seconds(np.array([0.01, 0.02, 0.03, 0.04]), {"detector": np.array([0.005] * 4)})
+    assert lat.median_ms == pytest.approx(25.0) and lat.p90_ms == pytest.approx(37.0)
+    assert lat.throughput_ips == pytest.approx(4 / 0.1) and lat.stages["detector"].median_ms == pytest.approx(5.0)
+    assert describe_speedup("openvino/int8", 2.7, "pytorch/fp32") == "openvino/int8: 2.70x faster than pytorch/fp32"
+    assert describe_speedup("onnx/fp32", 0.5, "pytorch/fp32") == "onnx/fp32: 2.00x slower than pytorch/fp32"
+
+
+def test_memory_probes_read_this_process():
+    assert current_rss_mb() > 1
+    peak, method = peak_rss_mb()
+    assert peak >= current_rss_mb() * 0.9 and method
+
+
+def _spec(label, kind="artifact"):
+    return BackendSpec(kind=kind, path=Path(f"/tmp/{label.replace('/', '-')}"), label=label,
+                       target=label.split("/")[0], precision=label.split("/")[1], size_bytes=3 * 2**20)
+
+
+def _backend(label, median_s, full, kind="artifact", agreement=None):
+    lat = LatencyStats.from_seconds(np.full(4, median_s), {s: np.full(4, median_s / 5) for s in
+                                                            ("preprocess", "detector", "clip_image", "hoi_head",
+                                                             "postprocess")})
+    return BackendReport(spec=_spec(label, kind), backend=label.split("/")[0], threads=2, load_s=0.1, latency=lat,
+                         memory=MemoryStats(900.0, 800.0, None, "test"),
+                         accuracy=MapScores(full=full, rare=None, non_rare=full, mean_recall=50.0),
+                         agreement=agreement)
+
+
+def _report(drop_int8: float, thresholds=Thresholds()) -> ValidationReport:
+    from hoi_edge.validate.agreement import AgreementStats
+
+    agree = AgreementStats(10, 0.5, 0.8, 0.6, "a.jpg", 0.01, 0.95, 16, 20, 2)
+    ref = _backend("pytorch/fp32", 0.1, 50.0, kind="reference")
+    same = _backend("openvino/fp32", 0.05, 50.0, agreement=agree)
+    int8 = _backend("openvino/int8", 0.02, 50.0 - drop_int8, agreement=agree)
+    for b in (same, int8):
+        b.map_drop = b.accuracy.drop_from(ref.accuracy)
+        b.speedup = ref.latency.median_ms / b.latency.median_ms
+        b.failures = thresholds.check(b)
+    return ValidationReport(dataset={"source": "/data/annotations.json", "kind": "hico", "num_images": 2,
+                                     "has_groundtruth": True},
+                            settings={"warmup": 1, "threads": 2, "device": "cpu", "top_k": 10, "split": None},
+                            thresholds=thresholds, reference=ref, artifacts=[same, int8])
+
+
+def test_thresholds_both_ways():
+    assert _report(0.5).passed
+    failed = _report(2.5)
+    assert not failed.passed and len(failed.failures) == 1
+    assert "openvino/int8" in failed.failures[0] and "2.50 > 1.00" in failed.failures[0]
+    assert _report(2.5, Thresholds(max_map_drop=3.0)).passed
+    strict = _report(0.0, Thresholds(max_map_drop=None, min_agreement=0.9))
+    assert not strict.passed and all("agreement 0.800 < 0.900" in f for f in strict.failures)
+    assert _report(1.0).passed          # exactly at the threshold is allowed
+
+
+def test_report_files(tmp_path):
+    report = _report(2.5)
+    written = write_outputs(report, tmp_path / "out")
+    data = json.loads(written["json"].read_text())
+    assert {"format", "passed", "failures", "warnings", "dataset", "settings", "thresholds", "environment",
+            "reference", "artifacts"} <= set(data)
+    assert data["passed"] is False and data["thresholds"]["max_map_drop"] == 1.0
+    art = data["artifacts"][1]
+    assert {"label", "size_mb", "latency", "memory", "accuracy", "map_drop", "agreement", "speedup", "passed",
+            "failures"} <= set(art)
+    assert art["map_drop"]["full"] == pytest.approx(2.5) and art["latency"]["stages"]["detector"]["median_ms"] > 0
+    assert art["memory"]["model_rss_mb"] == pytest.approx(100.0) and math.isclose(art["speedup"], 5.0)
+    md = written["markdown"].read_text()
+    assert "FAILED" in md and "| pytorch/fp32 (reference) |" in md and "| openvino/int8 |" in md
+    assert "**FAIL**" in md and "Δ mAP Full" in md and "2.50 pt" in md and "900 (+100)" in md
+    png = written["plot"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    img = matplotlib.image.imread(written["plot"])
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200
+    assert not list((tmp_path / "out").glob(".*"))          # no temp files left behind
+
+
+def test_unique_labels():
+    a, b = _spec("openvino/int8"), BackendSpec(**{**_spec("openvino/int8").__dict__, "path": Path("/x/other")})
+    labels = [s.label for s in unique_labels([_spec("pytorch/fp32", "reference"), a, b])]
+    assert labels == ["pytorch/fp32", "openvino/int8 [openvino-int8]", "openvino/int8 [other]"]
+
+
+def test_dataset_folder_and_hico(hico_dir, shared_data, tmp_path):
+    photos = load_dataset(shared_data / "photos", limit=3)
+    assert len(photos) == 3 and not photos.has_groundtruth and photos.names == tuple(sorted(photos.names))
+    hico = load_dataset(hico_dir / "annotations.json")
+    assert len(hico) == 2 and hico.groundtruth.num_images == 2
+    one = load_dataset(hico_dir / "annotations.json", limit=1)
+    assert one.groundtruth.filenames == hico.names[:1]
+    assert one.groundtruth.num_pairs == int(np.sum(hico.groundtruth.image == 0))
+
+
+def test_dataset_errors_name_the_problem(hico_dir, tmp_path):
+    with pytest.raises(InputFileError, match="missing from"):
+        load_dataset(hico_dir / "annotations.json", images=tmp_path)
+    with pytest.raises(InputFileError, match="not found"):
+        load_dataset(tmp_path / "nope.json")
+    with pytest.raises(InputFileError, match="no images"):
+        load_dataset(tmp_path)
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(InputFileError, match="HICO-format"):
+        load_dataset(tmp_path / "x.txt")

@@ -1,0 +1,110 @@
+"""Training targets: which candidate pairs of the detected instances are which HOI classes.
+
+Association is UPT's rule: candidate pair (human i, object j) is positive for class c when a
+GT pair of class c overlaps it with IoU >= 0.5 on the human box *and* on the object box.
+All arrays are NumPy and row-major over the K*K candidate pairs, like :mod:`hoi_edge.postprocess`.
+
+GT boxes as extra instances (:func:`add_gt_instances`, on by default in training): a frozen
+detector misses some annotated people/objects, and without an instance there is no candidate
+pair and so no positive. Each missed GT box is added with score 1 and the DETR query feature
+of the query whose box overlaps it best, the same kind of feature the head sees at test time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from hoi_edge.postprocess import Instances, LabelMap, feasible_pairs
+from train.dataset import ImageAnnotation, box_iou
+
+MATCH_IOU = 0.5
+
+
+def query_boxes_xyxy(boxes: np.ndarray, image_hw: tuple[int, int], letterbox_size: int) -> np.ndarray:
+    """DETR boxes (Q,4) cx,cy,w,h of the letterboxed input -> (Q,4) x1,y1,x2,y2 image pixels, as select_instances."""
+    h, w = image_hw
+    scale = letterbox_size / max(h, w)
+    cx, cy, bw, bh = (boxes.astype(np.float32) * letterbox_size / scale).T
+    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+    return np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+
+
+def add_gt_instances(inst: Instances, ann: ImageAnnotation, query_boxes: np.ndarray, query_features: np.ndarray,
+                     labels: LabelMap, iou: float = MATCH_IOU) -> Instances:
+    """Add every GT human/object box no kept instance of its kind covers (IoU >= ``iou``).
+
+    A missed box takes a free slot, else the slot of the lowest-scoring detection that
+    covers no GT box; when neither exists it is left out (K is fixed by the exported head).
+    """
+    out = replace(inst, **{f: getattr(inst, f).copy() for f in
+                           ("boxes", "scores", "classes", "objects", "human", "valid", "features")})
+    person_object = int(labels.to_object[labels.person_class])
+    gts = [(b, True, person_object) for b in ann.boxes_h]
+    gts += [(b, o == person_object and person_object >= 0, int(o)) for b, o in zip(ann.boxes_o, ann.object)]
+    injected = np.zeros(out.valid.size, bool)
+    for box, human, obj in gts:
+        if _covered(out, box, human, obj, iou).any():
+            continue
+        slot = _free_slot(out, injected, gts, iou)
+        if slot < 0:
+            continue
+        best_query = int(box_iou(box[None], query_boxes)[0].argmax())
+        cls = labels.person_class if human else int(np.flatnonzero(labels.to_object == obj)[0])
+        out.boxes[slot], out.scores[slot], out.classes[slot] = box, 1.0, cls
+        out.objects[slot], out.human[slot], out.valid[slot] = obj, human, True
+        out.features[slot] = query_features[best_query]
+        injected[slot] = True
+    return out
+
+
+def _covered(inst: Instances, box: np.ndarray, human: bool, obj: int, iou: float) -> np.ndarray:
+    """(K,) bool: valid instances of the GT box's kind that overlap it enough."""
+    kind = inst.human if human else (inst.objects == obj) & ~inst.human
+    return inst.valid & kind & (box_iou(inst.boxes, box[None])[:, 0] >= iou)
+
+
+def _free_slot(inst: Instances, injected: np.ndarray, gts: list, iou: float) -> int:
+    free = np.flatnonzero(~inst.valid)
+    if free.size:
+        return int(free[0])
+    useful = injected.copy()
+    for box, human, obj in gts:
+        useful |= _covered(inst, box, human, obj, iou)
+    spare = np.flatnonzero(~useful)
+    return int(spare[np.argmin(inst.scores[spare])]) if spare.size else -1
+
+
+def pair_targets(inst: Instances, ann: ImageAnnotation, num_classes: int, iou: float = MATCH_IOU) -> np.ndarray:
+    """(K*K, C) multi-label targets: 1 where a GT pair of that class matches the candidate pair."""
+    k = inst.valid.size
+    target = np.zeros((k * k, num_classes), np.float32)
+    if ann.num_pairs == 0:
+        return target
+    hit_h = box_iou(inst.boxes, ann.boxes_h) >= iou                    # (K,N): instance i covers GT human n
+    hit_o = box_iou(inst.boxes, ann.boxes_o) >= iou                    # (K,N): instance j covers GT object n
+    match = (hit_h[:, None, :] & hit_o[None, :, :]).reshape(k * k, -1)  # (K*K,N)
+    match &= feasible_pairs(inst)[:, None]
+    rows, gt = np.nonzero(match)
+    target[rows, ann.hoi[gt]] = 1.0
+    return target
+
+
+def pair_class_mask(inst: Instances, hoi_object: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+    """(K*K, C) bool: the (pair, class) entries that get a loss.
+
+    Feasible pairs only, classes whose object is the detected object of the pair (the
+    object prior used at test time), and seen classes only (``seen`` (C,) bool).
+    """
+    k = inst.valid.size
+    obj_of_pair = np.tile(inst.objects, k)                              # object j of pair (i, j)
+    mask = feasible_pairs(inst)[:, None] & (obj_of_pair[:, None] == hoi_object[None, :])
+    return mask & seen[None, :] if seen is not None else mask
+
+
+def image_targets(ann: ImageAnnotation, num_classes: int) -> np.ndarray:
+    """(C,) multi-hot: the HOI classes present in the image (targets of the global CLIP branch)."""
+    target = np.zeros(num_classes, np.float32)
+    target[ann.hoi] = 1.0
+    return target
