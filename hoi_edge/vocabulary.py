@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hoi_edge.errors import VocabularyError
+from hoi_edge.jsonio import read_json_object
 
 BUILTIN_VOCABULARIES = {"hico": "hico_det.json", "hico-det": "hico_det.json"}
 
@@ -37,8 +38,8 @@ def normalize_name(name: str) -> str:
 
 
 def canonical_split_name(name: str) -> str:
-    """'RF-UC', 'rf_uc' and 'rf-uc' all name the same zero-shot split."""
-    return name.strip().lower().replace("-", "_")
+    """'RF-UC', 'rf-uc', 'rf_uc' and 'RF UC' all name the same zero-shot split ('rf_uc')."""
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
 
 
 @dataclass(frozen=True)
@@ -144,19 +145,11 @@ def load_vocabulary(spec: str | Path = "hico") -> Vocabulary:
         text = resources.files("hoi_edge.data").joinpath(BUILTIN_VOCABULARIES[key]).read_text()
         return Vocabulary.from_dict(json.loads(text), source=f"builtin:{key}")
     path = Path(spec)
-    if not path.is_file():
+    if not path.exists():
         raise VocabularyError(
             f"vocabulary file not found: {path} (use a JSON file or one of {sorted(BUILTIN_VOCABULARIES)})"
         )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VocabularyError(f"cannot read vocabulary file {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise VocabularyError(f"vocabulary file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise VocabularyError(f"vocabulary file {path} must hold a JSON object, got {type(data).__name__}")
-    return Vocabulary.from_dict(data, source=str(path))
+    return Vocabulary.from_dict(read_json_object(path, "vocabulary file", VocabularyError), source=str(path))
 
 
 def _str_list(data: Mapping[str, Any], key: str, source: str) -> list[str]:

@@ -49,7 +49,7 @@ def test_custom_vocabulary_file(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
-    ("[1, 2]", "must hold a JSON object"),
+    ("[1, 2]", "expected a JSON object"),
     (json.dumps({"verbs": ["hold"], "objects": ["cup"]}), "'hois' must be a non-empty list"),
     (json.dumps({"verbs": [], "objects": ["cup"], "hois": [["hold", "cup"]]}), "'verbs' must be a non-empty list"),
     (json.dumps({"verbs": ["hold"], "objects": ["cup"], "hois": [["ride", "cup"]]}), "unknown verb 'ride'"),

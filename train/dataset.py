@@ -16,7 +16,6 @@ share exact boxes, yet 11k entry pairs overlap with IoU >= 0.7 on both boxes. So
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -24,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from hoi_edge.errors import InputFileError
+from hoi_edge.jsonio import read_json_object
 from hoi_edge.preprocess import load_image
 
 ANNOTATION_NAMES = ("annotations.json", "instances_train2015.json", "instances_trainval.json")
@@ -67,16 +67,7 @@ class Sample:
 def load_annotations(path: str | Path) -> list[ImageAnnotation]:
     """Every image of an annotation file (images without pairs included), validated entry by entry."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"annotation file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"cannot read annotation file {p}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"annotation file {p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise InputFileError(f"annotation file {p}: expected a JSON object at the top level")
+    data = read_json_object(p, "annotation file")
     key, entries, names, sizes = _layout(p, data)
     if len(set(names)) != len(names):
         raise InputFileError(f"annotation file {p}: duplicate image file names")

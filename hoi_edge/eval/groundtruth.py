@@ -15,7 +15,6 @@ pair) let the matcher group pairs by (class, image) with a single sort.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hoi_edge.errors import InputFileError
+from hoi_edge.jsonio import read_json_object
 
 #: Number of HOI classes of HICO-DET; the default when a GT file has no ``correspondence``.
 HICO_NUM_CLASSES = 600
@@ -154,17 +154,7 @@ def load_groundtruth(path: str | Path, num_classes: int | None = None) -> Ground
     file (and the offending image) if it is missing or malformed.
     """
     p = Path(path)
-    try:
-        with p.open("r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise InputFileError(f"ground-truth file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"cannot read ground-truth file {p}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(p, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise _fail(p, "expected a JSON object at the top level")
+    data = read_json_object(p, "ground-truth file")
 
     if "annotation" in data and "filenames" in data:
         annotations, filenames = data["annotation"], data["filenames"]

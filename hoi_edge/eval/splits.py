@@ -8,11 +8,12 @@ class indices (a top-level ``index_base`` other than 0 is rejected).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from hoi_edge.errors import InputFileError
+from hoi_edge.jsonio import read_json_object
+from hoi_edge.vocabulary import canonical_split_name
 
 #: The four standard splits, in canonical spelling.
 SPLIT_NAMES = ("rf_uc", "nf_uc", "uo", "uv")
@@ -32,23 +33,14 @@ class ZeroShotSplit:
         return tuple(c for c in range(num_classes) if c not in unseen)
 
 
-def normalise_split_name(name: str) -> str:
-    """'RF-UC', 'rf-uc', 'rf_uc' and 'RF UC' all give 'rf_uc'."""
-    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+normalise_split_name = canonical_split_name
 
 
 def load_splits(path: str | Path) -> dict[str, ZeroShotSplit]:
     """All splits in the file, keyed by canonical name; :class:`InputFileError` if unreadable."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"splits file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"cannot read splits file {p}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"splits file {p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("splits"), dict):
+    data = read_json_object(p, "splits file")
+    if not isinstance(data.get("splits"), dict):
         raise InputFileError(f"splits file {p}: expected an object with a 'splits' object")
     if data.get("index_base", 0) != 0:
         raise InputFileError(f"splits file {p}: only 0-based indices are supported (index_base 0)")

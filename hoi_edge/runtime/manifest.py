@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hoi_edge.errors import ArtifactError
+from hoi_edge.jsonio import read_json_object
 from hoi_edge.pipeline import PipelineSpec
 
 FORMAT = "hoi-edge/artifact"
@@ -65,10 +66,7 @@ class Manifest:
             raise ArtifactError(f"artifact folder not found: {folder}")
         if not path.is_file():
             raise ArtifactError(f"{folder} is not a hoi-edge artifact: {MANIFEST} is missing")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+        data = read_json_object(path, "artifact manifest", ArtifactError)
         if data.get("format") != FORMAT:
             raise ArtifactError(f"{path}: not a hoi-edge artifact manifest (format {data.get('format')!r})")
         if data.get("format_version", 0) > FORMAT_VERSION:

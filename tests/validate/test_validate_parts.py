@@ -81,6 +81,14 @@ def test_latency_stats_and_ratio_wording():
     assert describe_speedup("onnx/fp32", 0.5, "pytorch/fp32") == "onnx/fp32: 2.00x slower than pytorch/fp32"
 
 
+def test_isolated_runs_pin_numpy_blas_to_one_thread():
+    from hoi_edge.validate.measure import _child_env
+
+    env = _child_env()
+    assert env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert str(Path(__file__).resolve().parents[2]) in env["PYTHONPATH"].split(":")
+
+
 def test_memory_probes_read_this_process():
     assert current_rss_mb() > 1
     peak, method = peak_rss_mb()
