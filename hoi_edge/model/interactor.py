@@ -57,11 +57,12 @@ class HOInteractor(nn.Module):
         self.object_proj = nn.Linear(instance_dim, dim)
         self.spatial = nn.Sequential(nn.Linear(SPATIAL_DIM, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         self.fuse = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
+        self.register_buffer("whole_image", torch.tensor([0.0, 0.0, 1.0, 1.0]), persistent=False)
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Padding slots get the whole-image box, so no pair's geometry is degenerate."""
         v = valid.unsqueeze(-1)
-        boxes = boxes * v + (1.0 - v) * torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=boxes.dtype, device=boxes.device)
+        boxes = boxes * v + (1.0 - v) * self.whole_image.to(boxes.dtype)
         k = features.shape[1]
         # repeat, not expand: zero-stride views break ExecuTorch's INT8 lowering
         h = self.human_proj(features).unsqueeze(2).repeat(1, 1, k, 1)

@@ -24,7 +24,7 @@ _EXPORTS = {
     "AgreementStats": "agreement", "ImageAgreement": "agreement", "compare_predictions": "agreement",
     "match_triplets": "agreement",
     "BackendSpec": "backends", "artifact_spec": "backends", "reference_spec": "backends",
-    "BenchmarkConfig": "benchmark", "BenchmarkReport": "benchmark", "benchmark": "benchmark",
+    "BenchmarkConfig": "benchmarking", "BenchmarkReport": "benchmarking", "benchmark": "benchmarking",
     "Dataset": "dataset", "load_dataset": "dataset",
     "ValidationError": "errors",
     "LatencyStats": "latency", "StageStats": "latency",

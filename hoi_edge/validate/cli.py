@@ -105,7 +105,7 @@ def benchmark_command(artifact_dirs, artifacts, reference, images, runs, device,
                       quiet) -> None:
     """Latency, throughput, peak memory and size of the reference and artifacts, with speed ratios."""
     from hoi_edge.sources import atomic_output
-    from hoi_edge.validate.benchmark import BenchmarkConfig, benchmark
+    from hoi_edge.validate.benchmarking import BenchmarkConfig, benchmark
 
     report = benchmark(BenchmarkConfig(images=images, reference=reference,
                                        artifacts=list(artifacts) + list(artifact_dirs), warmup=warmup, runs=runs,

@@ -31,13 +31,20 @@ def plot_accuracy_latency(report: ValidationReport, path: str | Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     xs = [b.latency.median_ms for b in report.backends]
+    placed: list[tuple[float, float]] = []
+    log_x = bool(xs) and max(xs) > 10 * max(min(xs), 1e-9)
+    known = [v for v in values if v is not None]
+    y_span = (max(known) - min(known)) if known else 1.0
     for b, x, y in zip(report.backends, xs, values):
         if y is None:
             continue
         color = "black" if b.spec.is_reference else ("tab:green" if b.passed else "tab:red")
         ax.scatter([x], [y], s=90 if b.spec.is_reference else 60, marker="*" if b.spec.is_reference else "o",
                    color=color, zorder=3)
-        ax.annotate(b.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        # labels of nearby points are stacked downwards instead of printed over each other
+        near = sum(_close(x, y, px, py, xs, y_span, log_x) for px, py in placed)
+        placed.append((x, y))
+        ax.annotate(b.label, (x, y), textcoords="offset points", xytext=(6, 6 - 11 * near), fontsize=8)
     th = report.thresholds
     ref_y = values[0]
     if report.has_groundtruth and th.max_map_drop is not None and ref_y is not None:
@@ -45,7 +52,7 @@ def plot_accuracy_latency(report: ValidationReport, path: str | Path) -> Path:
                    label=f"reference − {th.max_map_drop:g} points")
     elif th.min_agreement is not None and not report.has_groundtruth:
         ax.axhline(100.0 * th.min_agreement, color="tab:red", linestyle="--", linewidth=1, label="min agreement")
-    if xs and max(xs) > 10 * max(min(xs), 1e-9):
+    if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(f"Median latency per image (ms, {report.settings.get('threads')} threads)")
     ax.set_ylabel(ylabel)
@@ -61,3 +68,14 @@ def plot_accuracy_latency(report: ValidationReport, path: str | Path) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
     return path
+
+
+def _close(x: float, y: float, px: float, py: float, xs: list[float], y_span: float, log_x: bool) -> bool:
+    import math
+
+    if log_x:
+        dx = abs(math.log10(max(x, 1e-9)) - math.log10(max(px, 1e-9))) / max(
+            math.log10(max(xs) / max(min(xs), 1e-9)), 1e-9)
+    else:
+        dx = abs(x - px) / max(max(xs) - min(xs), 1e-9)
+    return dx < 0.2 and abs(y - py) <= 0.05 * max(y_span, 1e-9)

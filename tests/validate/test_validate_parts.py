@@ -188,3 +188,14 @@ def test_dataset_errors_name_the_problem(hico_dir, tmp_path):
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(InputFileError, match="HICO-format"):
         load_dataset(tmp_path / "x.txt")
+
+
+def test_public_api_names_resolve_to_the_right_objects():
+    import importlib
+
+    import hoi_edge.validate as v
+
+    importlib.import_module("hoi_edge.validate.benchmarking")     # a loaded submodule must not shadow a name
+    for name in v.__all__:
+        obj = getattr(v, name)
+        assert getattr(obj, "__name__", name) == name, name
