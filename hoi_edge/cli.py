@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from hoi_edge import __version__
-from hoi_edge.errors import HOIEdgeError
-
-
-def friendly_errors(fn):
-    """Turn HOIEdgeError into a ClickException (message, exit code 1, no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HOIEdgeError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper
+from hoi_edge.clickutil import friendly_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,6 +79,10 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, cli
 @click.option("--max-drop", type=float, default=0.01, show_default=True,
               help="Accuracy-aware INT8: allowed drop of per-unit output cosine similarity.")
 @click.option("--quantize-all", is_flag=True, help="Also quantize the sensitive final projections/heads.")
+@click.option("--distill-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="OpenVINO INT8: fine-tune the NNCF-quantized units for N steps against the FP32 model's "
+                   "outputs (quantization-aware distillation); 0 = post-training quantization only.")
+@click.option("--distill-lr", type=float, default=1e-5, show_default=True, help="Learning rate of --distill-steps.")
 @vocab_option
 @clip_weights_option
 @detector_weights_option
@@ -101,9 +90,11 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, cli
 @friendly_errors
 def export(target: str, model: str, out: str, precision: str, int8: bool, calib: str | None,
            calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float, quantize_all: bool,
-           vocab: str | None, clip_weights: str | None, detector_weights: str | None, overwrite: bool) -> None:
+           distill_steps: int, distill_lr: float, vocab: str | None, clip_weights: str | None,
+           detector_weights: str | None, overwrite: bool) -> None:
     """Export the model to an edge artifact folder (three networks + baked text embeddings + manifest)."""
     from compress.calibration import CalibrationConfig
+    from compress.distill import DistillConfig
     from compress.quantize import QuantizationConfig
     from targets.export import ExportConfig, export_artifact
 
@@ -119,6 +110,7 @@ def export(target: str, model: str, out: str, precision: str, int8: bool, calib:
         validation=CalibrationConfig(Path(val), max_images=calib_size) if val else None,
         quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all,
                                         max_drop=max_drop if val else None),
+        distill=DistillConfig(steps=distill_steps, lr=distill_lr) if distill_steps else None,
         overwrite=overwrite,
     )
     path = export_artifact(cfg)
@@ -144,11 +136,14 @@ def _box(b) -> str:
 
 
 def _register_commands() -> None:
-    """Commands that live beside their libraries (evaluator, training)."""
+    """Commands that live beside their libraries (evaluator, validator, training)."""
     from hoi_edge.eval.cli import eval_command
+    from hoi_edge.validate.cli import benchmark_command, validate_command
     from train.cli import train_command
 
     main.add_command(eval_command, "eval")
+    main.add_command(validate_command, "validate")
+    main.add_command(benchmark_command, "benchmark")
     main.add_command(train_command, "train")
 
 

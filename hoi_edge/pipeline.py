@@ -16,9 +16,8 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 
 from hoi_edge.errors import VocabularyError
-from hoi_edge.model.classifier import ScoringParams
-from hoi_edge.postprocess import (HOIDetection, Instances, LabelMap, head_inputs, score_pairs,
-                                  select_instances, top_detections)
+from hoi_edge.postprocess import (HOIDetection, Instances, LabelMap, ScoringParams, head_inputs,
+                                  score_pairs, select_instances, top_detections)
 from hoi_edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, check_image, load_image
 from hoi_edge.vocabulary import Vocabulary
 

@@ -11,10 +11,24 @@ import cv2
 import numpy as np
 
 from hoi_edge.errors import VocabularyError
-from hoi_edge.model.classifier import ScoringParams
 from hoi_edge.vocabulary import Vocabulary, normalize_name
 
 PERSON = "person"
+
+
+@dataclass
+class ScoringParams:
+    """Everything the runtime needs to turn embeddings into HOI scores (no torch required)."""
+
+    pair_scale: float
+    pair_bias: float
+    global_scale: float
+    global_bias: float
+    global_weight: float
+    detector_score_power: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

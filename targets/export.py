@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from compress.bake import bake_text_embeddings, write_text_bank
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images
+from compress.distill import DistillConfig
 from compress.quantize import QuantizationConfig
 from hoi_edge.checkpoint import file_sha256, load_model
 from hoi_edge.errors import ExportError
@@ -43,6 +44,7 @@ class ExportConfig:
     calibration: CalibrationConfig | None = None
     validation: CalibrationConfig | None = None
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    distill: DistillConfig | None = None         # INT8 OpenVINO: quantization-aware distillation from FP32
     overwrite: bool = False
 
 
@@ -59,6 +61,10 @@ def check_config(cfg: ExportConfig) -> ModuleType:
         raise ExportError(f"target '{cfg.target}' supports precisions {module.PRECISIONS}, not '{cfg.precision}'")
     if cfg.precision == "int8" and cfg.calibration is None:
         raise ExportError("INT8 needs calibration images: pass --calib DIR (a folder of images or a HICO json)")
+    if cfg.distill is not None and (cfg.target, cfg.precision) != ("openvino", "int8"):
+        raise ExportError(f"distillation is available for openvino int8 exports, not {cfg.target} {cfg.precision}")
+    if cfg.distill is not None and cfg.validation is not None:
+        raise ExportError("choose either distillation or accuracy-aware quantization (--val), not both")
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise ExportError(f"output {out} already exists (use --overwrite to replace it)")
@@ -92,14 +98,15 @@ def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        units = {}
+        units, notes = {}, {}
+        extra = {"distill": cfg.distill} if cfg.distill is not None else {}
         for unit in tqdm(UNITS, desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
             contract = contracts[unit]
             file = unit + module.SUFFIX
             example = as_tensors(samples[unit][0]) if samples else contract.random_example()
-            module.export_unit(model.export_unit(unit), contract, example, tmp / file, cfg.precision,
-                               samples=samples[unit] if samples else None, qcfg=cfg.quantization,
-                               validation=validation[unit] if validation else None)
+            notes[unit] = module.export_unit(model.export_unit(unit), contract, example, tmp / file, cfg.precision,
+                                             samples=samples[unit] if samples else None, qcfg=cfg.quantization,
+                                             validation=validation[unit] if validation else None, **extra)
             units[unit] = UnitSpec(file=file, inputs={k: list(v) for k, v in contract.inputs.items()},
                                    outputs=list(contract.outputs))
         write_text_bank(tmp, bake_text_embeddings(model), model.vocab)
@@ -108,7 +115,8 @@ def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
             vocabulary_fingerprint=model.vocab.fingerprint(),
             source_checkpoint={"path": str(cfg.checkpoint), "sha256": file_sha256(cfg.checkpoint)},
             versions=package_versions(),
-            quantization={u: cfg.quantization.describe(u) for u in UNITS} if cfg.precision == "int8" else {},
+            quantization={u: {**cfg.quantization.describe(u), **(notes[u] or {})} for u in UNITS}
+            if cfg.precision == "int8" else {},
         )
         manifest.write(tmp)
         _replace_dir(tmp, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from hoi_edge.errors import HOIEdgeError, InputFileError
 from train.dataset import HICODataset, find_data, load_annotations
@@ -52,6 +51,8 @@ def train_command(data_dir, annotations, images, split, preset, init_ckpt, detec
     try:
         ann_file, image_dir = _data_paths(data_dir, annotations, images)
         loaded = load_annotations(ann_file)               # bad data fails before a big model is built
+        import torch
+
         torch.manual_seed(seed)
         model = _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab)
         split = split.lower()

@@ -7,7 +7,6 @@ is what ``compress.bake`` runs once and stores with an artifact.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 
 import open_clip
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 from hoi_edge.config import HOIConfig
 from hoi_edge.errors import VocabularyError
 from hoi_edge.model.clip_encoders import clip_tokenizer, encode_text_embeddings
+from hoi_edge.postprocess import ScoringParams
 from hoi_edge.vocabulary import Vocabulary
 
 PLACEHOLDER = "X"
@@ -69,21 +69,6 @@ class PromptLearner(nn.Module):
         emb = emb.index_put((rows.expand_as(prefix_pos), prefix_pos), self.prefix.expand(c, -1, -1).to(emb.dtype))
         return emb.index_put((rows.expand_as(self.conj_index), self.conj_index),
                              self.conjunction.expand(c, -1, -1).to(emb.dtype))
-
-
-@dataclass
-class ScoringParams:
-    """Everything the runtime needs to turn embeddings into HOI scores (no torch required)."""
-
-    pair_scale: float
-    pair_bias: float
-    global_scale: float
-    global_bias: float
-    global_weight: float
-    detector_score_power: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 class HOIClassifier(nn.Module):

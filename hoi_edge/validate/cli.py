@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.clickutil import friendly_errors
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -19,17 +18,6 @@ class ThresholdFailed(click.ClickException):
     """An artifact exceeded --max-map-drop or fell below --min-agreement (the report is still written)."""
 
     exit_code = THRESHOLD_EXIT_CODE
-
-
-def _errors_to_click(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HOIEdgeError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def _artifact_options(fn):
@@ -69,7 +57,7 @@ def _common_options(fn):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Device of the PyTorch reference (artifacts run on the CPU).")
 @_common_options
-@_errors_to_click
+@friendly_errors
 def validate_command(artifact_dirs, artifacts, reference, data, images, split, splits, max_map_drop, min_agreement,
                      out, limit, top_k, device, warmup, threads, quiet) -> None:
     """Compare exported artifacts with the PyTorch reference: mAP drop, agreement, latency, memory, size."""
@@ -100,7 +88,7 @@ def validate_command(artifact_dirs, artifacts, reference, data, images, split, s
               help="Device of the PyTorch reference.")
 @click.option("--json", "json_out", type=_FILE, default=None, help="Also write the results as JSON here.")
 @_common_options
-@_errors_to_click
+@friendly_errors
 def benchmark_command(artifact_dirs, artifacts, reference, images, runs, device, json_out, warmup, threads,
                       quiet) -> None:
     """Latency, throughput, peak memory and size of the reference and artifacts, with speed ratios."""

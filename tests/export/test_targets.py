@@ -30,6 +30,18 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def _unit_pairs(reference: HOIDetector, artifact: HOIDetector, image):
+    """(unit, reference output, artifact output) for each network, both fed the reference's unit inputs."""
+    inputs = _unit_outputs(reference, image)
+    for unit in ("detector", "clip_image", "hoi_head"):
+        want = getattr(reference.runner, unit)(*inputs[unit][0])
+        have = getattr(artifact.runner, unit)(*inputs[unit][0])
+        want = (want,) if isinstance(want, np.ndarray) else want
+        have = (have,) if isinstance(have, np.ndarray) else have
+        for w, h in zip(want, have, strict=True):
+            yield unit, w, h
+
+
 def _unit_outputs(detector: HOIDetector, image) -> dict[str, list[np.ndarray]]:
     from compress.calibration import RecordingRunner
 
@@ -50,14 +62,8 @@ def test_fp32_artifact_matches_pytorch(artifact_factory, tiny_detector, shared_d
     for name in IMAGES:
         image = load_image(shared_data / "photos" / name)
         ref, got = tiny_detector.run(image), art.run(image)
-        # identical unit inputs for the reference and the artifact: run each unit on the reference's inputs
-        inputs = _unit_outputs(tiny_detector, image)
-        for unit in ("detector", "clip_image", "hoi_head"):
-            want = getattr(tiny_detector.runner, unit)(*inputs[unit][0])
-            have = getattr(art.runner, unit)(*inputs[unit][0])
-            want, have = (want,) if isinstance(want, np.ndarray) else want, (have,) if isinstance(have, np.ndarray) else have
-            for w, h in zip(want, have):
-                np.testing.assert_allclose(h, w, atol=1e-3, err_msg=f"{target} {unit} on {name}")
+        for unit, w, h in _unit_pairs(tiny_detector, art, image):
+            np.testing.assert_allclose(h, w, atol=1e-3, err_msg=f"{target} {unit} on {name}")
         top_ref, top_got = ref.detections[:10], got.detections[:10]
         assert [d.hoi for d in top_got] == [d.hoi for d in top_ref]
         np.testing.assert_allclose([d.human_box + d.object_box for d in top_got],
@@ -71,13 +77,8 @@ def test_reduced_precision_artifact_stays_close(artifact_factory, tiny_detector,
     art = HOIDetector.from_artifact(artifact_factory(target, precision))
     for name in IMAGES:
         image = load_image(shared_data / "photos" / name)
-        inputs = _unit_outputs(tiny_detector, image)
-        for unit in ("detector", "clip_image", "hoi_head"):
-            want = getattr(tiny_detector.runner, unit)(*inputs[unit][0])
-            have = getattr(art.runner, unit)(*inputs[unit][0])
-            want, have = (want,) if isinstance(want, np.ndarray) else want, (have,) if isinstance(have, np.ndarray) else have
-            for w, h in zip(want, have):
-                assert _cosine(w, h) >= MIN_COSINE[precision], f"{target}/{precision} {unit} on {name}"
+        for unit, w, h in _unit_pairs(tiny_detector, art, image):
+            assert _cosine(w, h) >= MIN_COSINE[precision], f"{target}/{precision} {unit} on {name}"
         dets = art.predict(image)
         assert dets and all(0 <= d.score <= 1 for d in dets)
 
