@@ -49,8 +49,28 @@ def tiny_checkpoint(work: Path) -> Path:
     return path
 
 
+def random_checkpoint(work: Path, preset: str) -> Path:
+    """A random-init checkpoint of ``preset`` (no weights downloaded): sizes and latencies depend only on the
+    architecture, so this measures CLIP4HOI-base speed on a machine without its pretrained weights."""
+    path = work / f"{preset}-random.pt"
+    if not path.is_file():
+        import dataclasses
+
+        import torch
+
+        from hoi_edge.checkpoint import build_model, save_checkpoint
+        from hoi_edge.config import PRESETS
+        from hoi_edge.vocabulary import load_vocabulary
+
+        torch.manual_seed(0)
+        cfg = PRESETS[preset]()
+        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None))
+        save_checkpoint(build_model(cfg, load_vocabulary("hico")), path)
+    return path
+
+
 def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,
-               reuse: bool) -> list[tuple[Path, float]]:
+               reuse: bool, precisions: list[str] | None = None) -> list[tuple[Path, float]]:
     """Every precision each target supports; ``reuse`` keeps artifacts already exported from this checkpoint."""
     from compress.calibration import CalibrationConfig
     from hoi_edge.checkpoint import file_sha256
@@ -61,6 +81,8 @@ def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, ca
     out: list[tuple[Path, float]] = []
     for target in targets:
         for precision in target_module(target).PRECISIONS:
+            if precisions and precision not in precisions:
+                continue
             folder = work / "artifacts" / f"{target}-{precision}"
             if reuse and folder.is_dir():
                 try:
@@ -113,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder for the checkpoint, artifacts and reports")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS),
                     help="comma-separated subset of " + ",".join(ALL_TARGETS))
+    ap.add_argument("--precisions", default=None, help="comma-separated subset of fp32,fp16,int8 (default: all)")
+    ap.add_argument("--random-preset", default=None,
+                    help="benchmark a random-init model of this preset (e.g. clip4hoi-base) instead of --model")
     ap.add_argument("--hico", type=Path, default=SHARED / "hicodet" / "real_test_images" / "annotations.json",
                     help="HICO-format GT json (images beside it)")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="unlabelled photos (agreement, latency)")
@@ -131,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown targets {sorted(unknown)}")
     args.work.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.model or tiny_checkpoint(args.work)
-    print(f"checkpoint: {checkpoint}" + ("" if args.model else " (tiny random-init test model: mAP is meaningless)"))
+    if args.random_preset:
+        checkpoint = random_checkpoint(args.work, args.random_preset)
+    else:
+        checkpoint = args.model or tiny_checkpoint(args.work)
+    print(f"checkpoint: {checkpoint}" + ("" if args.model else " (random init: mAP and agreement are meaningless)"))
+    precisions = [p.strip() for p in args.precisions.split(",")] if args.precisions else None
     artifacts = [folder for folder, _ in export_all(checkpoint, args.work, targets, args.calib, args.calib_size,
-                                                    args.reuse)]
+                                                    args.reuse, precisions)]
     common = dict(reference=checkpoint, artifacts=artifacts, warmup=args.warmup, threads=args.threads,
                   device=args.device, thresholds=Thresholds(max_map_drop=args.max_map_drop))
     hico = validate(ValidateConfig(data=args.hico, out=args.work / "validation-hico", **common))
