@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -59,6 +61,21 @@ def checkpoint_from_weights(clip_weights: str | None, detector_weights: str | No
     return path
 
 
+def weight_hosts_unreachable() -> str | None:
+    """Why the weight hosts cannot be reached, or None. A DNS failure answers at once, whereas
+    huggingface_hub would retry with back-off for about a minute before giving up."""
+    if os.environ.get("HF_HUB_OFFLINE"):
+        return None           # the user relies on a local Hugging Face cache: let open_clip look there
+    hosts = (urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co",
+             "dl.fbaipublicfiles.com")
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as exc:
+            return f"cannot resolve {host} ({exc}); offline? pass --clip-weights / --detector-weights"
+    return None
+
+
 def _mtime(path: str | None) -> float:
     return Path(path).stat().st_mtime if path and Path(path).exists() else 0.0
 
@@ -80,6 +97,9 @@ def default_checkpoint(allow_download: bool = True, clip_weights: str | None = N
     recently_failed = marker.is_file() and time.time() - marker.stat().st_mtime < RETRY_AFTER_S
     if allow_download and not recently_failed:
         try:
+            unreachable = weight_hosts_unreachable()
+            if unreachable:
+                raise WeightsError(unreachable)
             model = build_model(pretrained_config(), load_vocabulary("hico"))
         except WeightsError as exc:
             cache_dir().mkdir(parents=True, exist_ok=True)

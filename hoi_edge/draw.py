@@ -21,13 +21,19 @@ def _palette(i: int) -> tuple[int, int, int]:
 
 def draw_detections(image: np.ndarray, detections: Sequence[HOIDetection], top: int = 10,
                     min_score: float = 0.0) -> np.ndarray:
-    """RGB image -> a copy with the ``top`` best triplets drawn; one label per distinct pair."""
+    """RGB image -> a copy with the ``top`` best triplets drawn; one label per distinct pair.
+
+    An image with nothing above ``min_score`` says so in a caption, so an empty result is not
+    mistaken for a failed write."""
     out = image.copy()
     scale = max(image.shape[:2]) / 640.0
     thick, font = max(1, round(2 * scale)), 0.5 * max(scale, 0.6)
     labels: dict[tuple, list[str]] = {}
     boxes: dict[tuple, tuple] = {}
-    for det in [d for d in detections if d.score >= min_score][:top]:
+    shown = [d for d in detections if d.score >= min_score][:top]
+    if not shown:
+        _caption(out, "no HOI triplets found" + (f" above score {min_score:g}" if min_score > 0 else ""), font)
+    for det in shown:
         key = (det.human_box, det.object_box)
         boxes[key] = (det.human_box, det.object_box)
         labels.setdefault(key, []).append(f"{det.verb.replace('_', ' ')} {det.object_label} {det.score:.2f}")
@@ -47,3 +53,9 @@ def draw_detections(image: np.ndarray, detections: Sequence[HOIDetection], top: 
             cv2.putText(out, text, (h[0], y - base), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1, cv2.LINE_AA)
             y += th + base + 2
     return out
+
+
+def _caption(image: np.ndarray, text: str, font: float) -> None:
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+    cv2.rectangle(image, (0, 0), (tw + 8, th + base + 8), (255, 255, 255), -1)
+    cv2.putText(image, text, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 1, cv2.LINE_AA)

@@ -55,3 +55,20 @@ def test_detect_errors_are_one_line(tiny_checkpoint, tmp_path):
     assert res.exit_code == 1 and "input not found" in res.output
     res = CliRunner().invoke(main, ["detect", str(bad), "--model", str(tmp_path / "missing.pt")])
     assert res.exit_code == 1 and "checkpoint not found" in res.output
+
+
+def test_drawing_marks_boxes_or_says_nothing_was_found(shared_data):
+    from hoi_edge.draw import draw_detections
+    from hoi_edge.postprocess import HOIDetection
+    from hoi_edge.preprocess import load_image
+
+    image = load_image(shared_data / "photos" / "zidane.jpg")
+    det = HOIDetection(human_box=(100.0, 200.0, 600.0, 700.0), object_box=(700.0, 300.0, 900.0, 500.0),
+                       object_label="cup", object_index=0, verb="hold", verb_index=0, hoi=0, hoi_name="hold cup",
+                       score=0.8, human_score=0.9, object_score=0.9)
+    drawn = draw_detections(image, [det])
+    assert (drawn[200:700, 100:103] != image[200:700, 100:103]).any()              # human box edge
+    assert (drawn[300:500, 700:703] != image[300:500, 700:703]).any()              # object box edge
+    empty = draw_detections(image, [det], min_score=0.9)
+    assert (empty[:20, :200] != image[:20, :200]).any()                            # "no HOI triplets found"
+    assert (empty[200:700, 100:103] == image[200:700, 100:103]).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 
@@ -35,6 +37,7 @@ def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retrie
         return cfg
 
     monkeypatch.setattr(defaults, "pretrained_config", unreachable)
+    monkeypatch.setattr(defaults, "weight_hosts_unreachable", lambda: None)
     first = defaults.default_checkpoint()
     second = defaults.default_checkpoint()
     assert first == second == home / defaults.RANDOM_NAME and len(calls) == 1   # marker stops the retry
@@ -43,6 +46,20 @@ def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retrie
     (home / defaults.RANDOM_NAME).unlink()
     b = torch.load(defaults.random_tiny_checkpoint(), weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)                                # same seed, same weights
+
+
+def test_unresolvable_weight_host_falls_back_without_trying_a_download(home, monkeypatch, capsys):
+    monkeypatch.setattr(defaults.socket, "getaddrinfo", _no_dns)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(defaults, "pretrained_config", lambda: pytest.fail("download attempted"))
+    assert defaults.default_checkpoint() == home / defaults.RANDOM_NAME
+    err = capsys.readouterr().err
+    assert "cannot resolve huggingface.co" in err and "--clip-weights" in err
+    assert (home / defaults.OFFLINE_MARKER).is_file()
+
+
+def _no_dns(host, port, *args, **kwargs):
+    raise socket.gaierror(-2, "Name or service not known")
 
 
 def test_missing_local_clip_weights_file(home):
