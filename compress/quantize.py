@@ -76,8 +76,30 @@ def quantize_openvino(model: Any, unit: str, samples: list[UnitSample], cfg: Qua
         drop_type=nncf.DropType.ABSOLUTE, **common)
 
 
+def fold_constants(model: Any) -> Any:
+    """The ONNX model after ONNX Runtime's basic (standard-op only) graph optimisations.
+
+    torch's dynamo exporter leaves large attention weights behind Split/Transpose nodes (its own
+    folder skips them), where NNCF does not recognise them as weights and SmoothQuant fails; ORT's
+    constant folding turns them back into initializers.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(Path(tmp) / "folded.onnx")
+        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return onnx.load(opts.optimized_model_filepath)
+
+
 def quantize_onnx(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig) -> Any:
     """INT8 onnx.ModelProto (QDQ) from an FP32 one."""
+    model = fold_constants(model)
     names = [i.name for i in model.graph.input]
     calib = _dataset(samples, lambda s: dict(zip(names, s)))
     return nncf.quantize(model, calib, subset_size=min(cfg.subset_size, len(samples)),

@@ -7,7 +7,6 @@ is what ``compress.bake`` runs once and stores with an artifact.
 
 from __future__ import annotations
 
-
 import open_clip
 import torch
 import torch.nn.functional as F
