@@ -11,11 +11,13 @@ Typical use::
 from hoi_edge.eval.ap import RECALL_THRESHOLDS, voc_ap_11point
 from hoi_edge.eval.boxes import elementwise_iou, pairwise_iou
 from hoi_edge.eval.evaluator import (
+    RARE_SOURCES,
     SETTINGS,
     EvalConfig,
     EvalResult,
     ZeroShotResult,
     evaluate,
+    is_hico_label_space,
     known_object_filter,
     select_top_k,
 )
@@ -33,6 +35,7 @@ from hoi_edge.eval.splits import SPLIT_NAMES, ZeroShotSplit, load_split, load_sp
 __all__ = [
     "HICO_NUM_CLASSES",
     "IOU_THRESHOLD",
+    "RARE_SOURCES",
     "SETTINGS",
     "RECALL_THRESHOLDS",
     "SPLIT_NAMES",
@@ -46,6 +49,7 @@ __all__ = [
     "ZeroShotSplit",
     "elementwise_iou",
     "evaluate",
+    "is_hico_label_space",
     "known_object_filter",
     "load_groundtruth",
     "load_split",

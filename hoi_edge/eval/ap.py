@@ -41,8 +41,9 @@ def voc_ap_11point(tp: ArrayLike, fp: ArrayLike, n_gt: int) -> float:
     """AP in [0, 1] of one class from per-detection TP/FP flags in descending-score order.
 
     ``tp`` and ``fp`` are 0/1 (or bool) arrays of equal length; ``n_gt`` is the number
-    of GT instances of the class. Returns NaN when ``n_gt == 0``: such a class has no
-    defined recall and the official code leaves it out of every mean.
+    of GT instances of the class. Returns NaN when ``n_gt == 0`` so that callers can leave
+    the class out of means, as GEN-VLKT/HOICLIP's Python evaluator does (the official
+    MATLAB code would give such a class AP 0).
     """
     tp_arr = np.asarray(tp).astype(np.int64, copy=False).ravel()
     fp_arr = np.asarray(fp).astype(np.int64, copy=False).ravel()

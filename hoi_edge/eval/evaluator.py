@@ -1,10 +1,19 @@
 """HICO-DET mAP: Full / Rare / Non-rare, Default or Known-Object, plus zero-shot Unseen / Seen.
 
-Pipeline: optional top-k per image -> optional Known-Object filter -> official matching
-(:mod:`hoi_edge.eval.matching`) -> 11-point AP per class (:mod:`hoi_edge.eval.ap`) ->
-means. All AP / mAP / recall values in :class:`EvalResult` are percentages (0-100), as
-papers report them. A class without GT has AP NaN and is left out of every mean (the
-official code cannot define its recall); this matters for small or custom test sets.
+Pipeline: optional box offset -> optional top-k per image -> optional Known-Object filter ->
+official matching (:mod:`hoi_edge.eval.matching`) -> 11-point AP per class
+(:mod:`hoi_edge.eval.ap`) -> means. All AP / mAP / recall values in :class:`EvalResult`
+are percentages (0-100), as papers report them.
+
+Classes without GT have AP NaN and are left out of every mean, as in GEN-VLKT/HOICLIP's
+Python evaluator (``if sum_gts == 0: continue``). The official MATLAB code would instead
+score such a class AP 0 (its recall is 0/0 = NaN, which reaches no threshold) and average
+it in. On the HICO-DET test set every class has GT, so the two agree; on small or custom
+test sets they differ, and this module follows the Python evaluators.
+
+Rare / Non-rare lists come from :class:`EvalConfig`, else the GT file, else -- when the GT
+has no lists but is in HICO-DET's 600-class label space -- the built-in HICO-DET vocabulary
+(``hoi_edge.vocabulary.load_vocabulary("hico").rare``); ``EvalResult.rare_source`` says which.
 
 Known-Object approximation: the official code keeps, for a class with object ``o``, only
 detections on images whose *image-level* HICO labels (``anno.mat``) contain ``o``. Only
@@ -15,6 +24,7 @@ an object that has no annotated box pair.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -27,8 +37,12 @@ from hoi_edge.eval.groundtruth import GroundTruth
 from hoi_edge.eval.matching import IOU_THRESHOLD, match_detections
 from hoi_edge.eval.predictions import Predictions
 from hoi_edge.eval.splits import ZeroShotSplit
+from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 SETTINGS = ("default", "known_object")
+
+#: Values of ``EvalResult.rare_source``: where the Rare / Non-rare class lists came from.
+RARE_SOURCES = ("config", "gt", "hico-vocabulary")
 
 
 def normalise_setting(name: str) -> str:
@@ -43,7 +57,13 @@ def normalise_setting(name: str) -> str:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What to evaluate. ``rare`` / ``non_rare`` default to the lists in the GT file."""
+    """What to evaluate.
+
+    ``rare`` / ``non_rare`` default to the lists in the GT file, then (if
+    ``rare_from_vocabulary`` and the GT is HICO-DET's 600 classes) to the built-in HICO-DET
+    vocabulary. ``box_offset`` is added to every predicted coordinate before matching
+    (1 for 0-based predictions from PPDM/GEN-VLKT-style annotations).
+    """
 
     setting: str = "default"
     top_k: int | None = None
@@ -51,11 +71,16 @@ class EvalConfig:
     non_rare: tuple[int, ...] | None = None
     zero_shot: ZeroShotSplit | None = None
     iou_threshold: float = IOU_THRESHOLD
+    box_offset: float = 0.0
+    rare_from_vocabulary: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", normalise_setting(self.setting))
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if not math.isfinite(self.box_offset):
+            raise ValueError(f"box_offset must be a finite number, got {self.box_offset}")
+        object.__setattr__(self, "box_offset", float(self.box_offset))
         for name in ("rare", "non_rare"):
             value = getattr(self, name)
             if value is not None:
@@ -76,7 +101,11 @@ class ZeroShotResult:
 
 @dataclass(frozen=True, eq=False)
 class EvalResult:
-    """Per-class AP / max recall (NaN without GT) and their means, all in percent."""
+    """Per-class AP / max recall (NaN without GT) and their means, all in percent.
+
+    ``rare_source`` is one of :data:`RARE_SOURCES`, or None when no Rare / Non-rare lists
+    were available (``map_rare`` / ``map_non_rare`` are then NaN).
+    """
 
     setting: str
     top_k: int | None
@@ -90,6 +119,8 @@ class EvalResult:
     map_non_rare: float
     mean_recall: float
     zero_shot: ZeroShotResult | None = None
+    rare_source: str | None = None
+    box_offset: float = 0.0
 
     @property
     def num_classes_evaluated(self) -> int:
@@ -108,6 +139,8 @@ class EvalResult:
             "mAP_rare": _json_float(self.map_rare),
             "mAP_non_rare": _json_float(self.map_non_rare),
             "mean_recall": _json_float(self.mean_recall),
+            "rare_source": self.rare_source,
+            "box_offset": self.box_offset,
             "zero_shot": None,
             "per_class_ap": [_json_float(v) for v in self.per_class_ap.tolist()],
             "per_class_max_recall": [_json_float(v) for v in self.per_class_recall.tolist()],
@@ -148,6 +181,13 @@ class EvalResult:
             f"{self.num_detections} detections on {self.num_images} images"
             + (f" (top-{self.top_k} per image)." if self.top_k else "."),
         ]
+        if self.rare_source == "hico-vocabulary":
+            lines.append("Rare / Non-rare classes: from the built-in HICO-DET vocabulary "
+                         "(the GT file has no rare / non_rare lists).")
+        elif self.rare_source is None:
+            lines.append("Rare / Non-rare: n/a (no class lists in the GT file or the configuration).")
+        if self.box_offset:
+            lines.append(f"Predicted box coordinates shifted by {self.box_offset:+g} before matching.")
         return "\n".join(lines)
 
 
@@ -169,8 +209,9 @@ def _mean(values: np.ndarray, classes: Sequence[int] | np.ndarray | None = None)
 def select_top_k(predictions: Predictions, k: int) -> Predictions:
     """Keep the ``k`` highest-scored detections of each image (all classes together).
 
-    Ties keep input order; the survivors stay in input order so later stable ranking is
-    unaffected. GEN-VLKT/HOICLIP evaluate top-100 per image this way.
+    Ties keep input order; the survivors stay in input order, so the ranking used for
+    matching (which breaks ties by image, then input position) is unaffected.
+    GEN-VLKT/HOICLIP evaluate top-100 per image this way.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -201,9 +242,38 @@ def known_object_filter(gt: GroundTruth, predictions: Predictions) -> Prediction
     return predictions.select(keep)
 
 
-def _class_lists(gt: GroundTruth, config: EvalConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
-    rare = config.rare if config.rare is not None else gt.rare
-    non_rare = config.non_rare if config.non_rare is not None else gt.non_rare
+@functools.lru_cache(maxsize=1)
+def _hico_vocabulary() -> Vocabulary:
+    return load_vocabulary("hico")
+
+
+def is_hico_label_space(gt: GroundTruth) -> bool:
+    """True if ``gt`` has HICO-DET's 600 classes and every known class object agrees with it.
+
+    With a ``correspondence`` table all objects are known; without one only the objects of
+    classes that have GT pairs are (the rest are -1), so this is then mostly the class count.
+    """
+    vocab = _hico_vocabulary()
+    if gt.num_classes != vocab.num_classes:
+        return False
+    known = gt.class_object >= 0
+    return bool(np.array_equal(gt.class_object[known], vocab.hoi_object[known]))
+
+
+def _class_lists(
+    gt: GroundTruth, config: EvalConfig
+) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """Rare and non-rare class indices (either completed from the other) and their source."""
+    if config.rare is not None or config.non_rare is not None:
+        source: str | None = "config"
+        rare = config.rare if config.rare is not None else gt.rare
+        non_rare = config.non_rare if config.non_rare is not None else gt.non_rare
+    elif gt.rare is not None or gt.non_rare is not None:
+        source, rare, non_rare = "gt", gt.rare, gt.non_rare
+    elif config.rare_from_vocabulary and is_hico_label_space(gt):
+        source, rare, non_rare = "hico-vocabulary", _hico_vocabulary().rare, None
+    else:
+        return None, None, None
     everything = np.arange(gt.num_classes)
     rare_arr = None if rare is None else np.asarray(rare, dtype=np.int64)
     non_rare_arr = None if non_rare is None else np.asarray(non_rare, dtype=np.int64)
@@ -214,7 +284,7 @@ def _class_lists(gt: GroundTruth, config: EvalConfig) -> tuple[np.ndarray | None
     for name, arr in (("rare", rare_arr), ("non_rare", non_rare_arr)):
         if arr is not None and arr.size and (arr.min() < 0 or arr.max() >= gt.num_classes):
             raise VocabularyError(f"{name} class list has indices outside 0..{gt.num_classes - 1}")
-    return rare_arr, non_rare_arr
+    return rare_arr, non_rare_arr, source
 
 
 def evaluate(
@@ -236,8 +306,8 @@ def evaluate(
             )
         if predictions.image.min() < 0 or predictions.image.max() >= gt.num_images:
             raise VocabularyError(f"predictions {predictions.source} refer to images not in {gt.source}")
-    rare, non_rare = _class_lists(gt, config)
-    preds = predictions
+    rare, non_rare, rare_source = _class_lists(gt, config)
+    preds = predictions.shift_boxes(config.box_offset)
     if config.top_k is not None:
         preds = select_top_k(preds, config.top_k)
     if config.setting == "known_object":
@@ -289,4 +359,6 @@ def evaluate(
         map_non_rare=math.nan if non_rare is None else _mean(ap, non_rare),
         mean_recall=_mean(recall),
         zero_shot=zero_shot,
+        rare_source=rare_source,
+        box_offset=config.box_offset,
     )

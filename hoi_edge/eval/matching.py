@@ -2,8 +2,11 @@
 
 Rule (``VOCevaldet_bboxpair.m``), per HOI class:
 
-1. rank all detections of the class over the whole test set by score, highest first
-   (stable: ties keep input order, like MATLAB's ``sort``);
+1. rank all detections of the class over the whole test set by score, highest first.
+   The official code lists each class's detections image by image, in the order of the
+   test image list, and sorts that list with MATLAB's stable ``sort``; so on equal scores
+   the detection from the earlier image (GT image index) ranks first, and within one
+   image the earlier one in the prediction file;
 2. a detection is compared only with GT pairs of its class in its image; the overlap with a
    pair is ``min(IoU(human boxes), IoU(object boxes))`` and the detection picks the pair
    with the largest overlap (first one on ties);
@@ -34,7 +37,7 @@ IOU_THRESHOLD = 0.5
 
 @dataclass(frozen=True, eq=False)
 class MatchResult:
-    """Outcome of matching; every array is in ranked order (class ascending, score descending).
+    """Outcome of matching; every array is in ranked order (see :func:`rank_detections`).
 
     ``order[r]`` is the index (into the predictions) of the detection at rank ``r``;
     ``best_gt`` is the index of the picked GT pair (-1 if the image has none of the class)
@@ -50,10 +53,13 @@ class MatchResult:
     class_start: np.ndarray
 
 
-def rank_detections(hoi: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Indices sorting detections by class ascending, then score descending (stable)."""
-    by_score = np.argsort(-score, kind="stable")
-    return by_score[np.argsort(hoi[by_score], kind="stable")]
+def rank_detections(hoi: np.ndarray, score: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Indices sorting detections by class asc, score desc, image index asc, input position asc.
+
+    The last two keys reproduce the official tie order (see the module docstring);
+    ``np.lexsort`` is stable, so input position needs no key of its own.
+    """
+    return np.lexsort((image, -score, hoi))
 
 
 def match_detections(
@@ -61,7 +67,7 @@ def match_detections(
 ) -> MatchResult:
     """Label every detection TP or FP with the official rule (see module docstring)."""
     n_images = np.int64(max(gt.num_images, 1))
-    order = rank_detections(predictions.hoi, predictions.score)
+    order = rank_detections(predictions.hoi, predictions.score, predictions.image)
     d_hoi = predictions.hoi[order]
     d_key = d_hoi * n_images + predictions.image[order]
     n_det = d_key.shape[0]
@@ -125,8 +131,11 @@ def match_detections_reference(
     """
     tp = np.zeros(len(predictions), dtype=bool)
     for c in range(gt.num_classes):
-        dets = np.flatnonzero(predictions.hoi == c)
-        dets = dets[np.argsort(-predictions.score[dets], kind="stable")]
+        # Official tie order: score desc, then image index, then position in the input.
+        dets = sorted(
+            np.flatnonzero(predictions.hoi == c).tolist(),
+            key=lambda d: (-float(predictions.score[d]), int(predictions.image[d]), d),
+        )
         claimed: set[int] = set()
         for d in dets:
             cand = np.flatnonzero((gt.hoi == c) & (gt.image == predictions.image[d]))

@@ -11,7 +11,11 @@ Format (UTF-8, one JSON object per line, one line per image; blank lines are ign
 * ``score``: finite number; higher means more confident. Ranking is per class over the
   whole test set, so scores must be comparable across images.
 * boxes: 4 finite numbers ``x1, y1, x2, y2`` in the same pixel coordinates as the GT
-  (no +1 shift; IoU uses the inclusive convention on both sides).
+  (IoU uses the inclusive convention on both sides). The official MATLAB code adds 1 to
+  0-based detection coordinates before comparing them with its GT. Models trained on the
+  fredzzhang/hicodet GT used here predict in its frame, so by default nothing is added;
+  ``EvalConfig(box_offset=1)`` (CLI ``--box-offset 1``) shifts 0-based predictions from
+  PPDM/GEN-VLKT-style annotations.
 * Each image appears on at most one line; images without a line have no detections.
   Detections are used as given (no NMS); use ``--top-k`` to cap them per image.
 
@@ -90,6 +94,19 @@ class Predictions:
             score=self.score[index],
             boxes_h=self.boxes_h[index],
             boxes_o=self.boxes_o[index],
+            source=self.source,
+        )
+
+    def shift_boxes(self, offset: float) -> "Predictions":
+        """A copy with ``offset`` added to every box coordinate (``self`` if it is 0)."""
+        if offset == 0:
+            return self
+        return Predictions(
+            image=self.image,
+            hoi=self.hoi,
+            score=self.score,
+            boxes_h=self.boxes_h + offset,
+            boxes_o=self.boxes_o + offset,
             source=self.source,
         )
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hoi_edge.eval import load_groundtruth, predictions_from_groundtruth, write_predictions
-from hoi_edge.eval.cli import eval_command
+from hoi_edge.eval import Predictions, load_groundtruth, predictions_from_groundtruth, write_predictions
+from hoi_edge.eval.cli import default_out_path, eval_command
 
 
 @pytest.fixture()
@@ -25,13 +25,58 @@ def test_cli_gt_as_predictions_writes_json(tmp_path: Path, real2_gt_path: Path, 
     res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
                                             "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "| Default | 100.00 | n/a | n/a | 100.00 |" in res.output
+    # This GT file has no rare / non-rare lists: they come from the built-in HICO-DET
+    # vocabulary; both of its classes are non-rare, so Rare stays n/a.
+    assert "| Default | 100.00 | n/a | 100.00 | 100.00 |" in res.output
+    assert "built-in HICO-DET vocabulary" in res.output
     data = json.loads(out.read_text())
     assert data["mAP_full"] == 100.0 and data["mean_recall"] == 100.0
-    assert data["mAP_rare"] is None  # this GT file has no rare / non-rare lists
+    assert data["mAP_rare"] is None and data["mAP_non_rare"] == 100.0
+    assert data["rare_source"] == "hico-vocabulary" and data["box_offset"] == 0.0
     assert data["num_classes_evaluated"] == 2 and data["num_detections"] == 3
     assert data["per_class_ap"][245] == 100.0 and data["per_class_ap"][0] is None
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_writes_json_next_to_predictions_by_default(tmp_path: Path, real2_gt_path: Path,
+                                                        perfect_preds: Path) -> None:
+    expected = tmp_path / "preds.eval.json"
+    assert default_out_path(perfect_preds) == expected
+    assert default_out_path(Path("runs/x.v2.jsonl")) == Path("runs/x.v2.eval.json")
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds)])
+    assert res.exit_code == 0, res.output
+    assert f"Result written to {expected}." in res.output
+    data = json.loads(expected.read_text())
+    assert data["mAP_full"] == 100.0 and data["num_detections"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.eval.json", "preds.jsonl"]  # no temp file
+    # Re-running replaces it; --out still wins.
+    other = tmp_path / "sub.json"
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
+                                            "--out", str(other)])
+    assert res.exit_code == 0 and other.is_file()
+    # --out must not overwrite the predictions.
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
+                                            "--out", str(perfect_preds)])
+    assert res.exit_code == 1 and "would overwrite the prediction file" in res.output
+    assert perfect_preds.read_text().startswith('{"image"')
+
+
+def test_cli_box_offset(tmp_path: Path, real2_gt_path: Path) -> None:
+    gt = load_groundtruth(real2_gt_path)
+    p = predictions_from_groundtruth(gt)
+    shifted = Predictions.from_arrays(p.image, p.hoi, p.score, p.boxes_h - 1, p.boxes_o - 1)
+    pred = tmp_path / "zero_based.jsonl"
+    write_predictions(pred, shifted.to_image_detections(gt.filenames))
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(pred), "--box-offset", "1"])
+    assert res.exit_code == 0, res.output
+    assert "| Default | 100.00 |" in res.output and "shifted by +1" in res.output
+    data = json.loads((tmp_path / "zero_based.eval.json").read_text())
+    assert data["mAP_full"] == 100.0 and data["box_offset"] == 1.0
+    # The offset really moves the boxes: a large one makes every detection miss.
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(pred), "--box-offset", "300"])
+    assert res.exit_code == 0 and "| Default | 0.00 |" in res.output
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(pred), "--box-offset", "nan"])
+    assert res.exit_code == 2 and "finite" in res.output
 
 
 def test_cli_zero_shot_split_and_options(tmp_path: Path, real2_gt_path: Path, perfect_preds: Path,
@@ -54,6 +99,7 @@ def test_cli_default_splits_file_next_to_gt(test_gt_path: Path, tmp_path: Path) 
     res = CliRunner().invoke(eval_command, ["--gt", str(test_gt_path), "--pred", str(empty), "--split", "uo"])
     assert res.exit_code == 0, res.output
     assert "| UO | 0.00 | 0.00 | 0.00 |" in res.output
+    assert json.loads((tmp_path / "empty.eval.json").read_text())["rare_source"] == "gt"
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, real2_gt_path: Path) -> None:

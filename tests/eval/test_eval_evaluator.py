@@ -16,10 +16,13 @@ from hoi_edge.eval import (
     Predictions,
     ZeroShotSplit,
     evaluate,
+    is_hico_label_space,
+    load_groundtruth,
     load_splits,
     predictions_from_groundtruth,
     select_top_k,
 )
+from hoi_edge.vocabulary import load_vocabulary
 
 
 # --- small crafted cases -----------------------------------------------------------------
@@ -46,8 +49,90 @@ def test_rare_lists_come_from_config_or_gt_and_complement() -> None:
     res = evaluate(gt, preds, EvalConfig(rare=(1,)))  # non-rare = complement = (0,)
     assert (res.map_rare, res.map_non_rare, res.map_full) == (0.0, 100.0, 50.0)
     assert res.mean_recall == 50.0
+    assert res.rare_source == "config"
     no_lists = evaluate(gt, preds)
     assert math.isnan(no_lists.map_rare) and math.isnan(no_lists.map_non_rare)
+    assert no_lists.rare_source is None and no_lists.to_dict()["rare_source"] is None
+    assert "Rare / Non-rare: n/a" in no_lists.to_markdown()
+
+
+def _hico_gt(pairs: list[tuple[int, int]], class_object: np.ndarray | None = None) -> GroundTruth:
+    """A 600-class GT without rare lists; pairs: (image, hoi), all with boxes H1 / O1."""
+    vocab = load_vocabulary("hico")
+    return GroundTruth.from_arrays(
+        filenames=["a.jpg", "b.jpg"], num_classes=600,
+        image=[i for i, _ in pairs], hoi=[c for _, c in pairs],
+        boxes_h=[H1] * len(pairs), boxes_o=[O1] * len(pairs),
+        class_object=vocab.hoi_object if class_object is None else class_object,
+    )
+
+
+def test_rare_lists_fall_back_to_the_hico_vocabulary() -> None:
+    vocab = load_vocabulary("hico")
+    assert len(vocab.rare) == 138 and 8 in vocab.rare and 245 not in vocab.rare
+    gt = _hico_gt([(0, 8), (1, 245)])
+    preds = make_preds([(0, 8, 0.9, H1, O1)])  # rare class 8 found, non-rare class 245 missed
+    res = evaluate(gt, preds)
+    assert res.rare_source == "hico-vocabulary"
+    assert (res.map_rare, res.map_non_rare, res.map_full) == (100.0, 0.0, 50.0)
+    assert res.to_dict()["rare_source"] == "hico-vocabulary"
+    assert "built-in HICO-DET vocabulary" in res.to_markdown()
+    # Switched off, or overridden by the configuration.
+    off = evaluate(gt, preds, EvalConfig(rare_from_vocabulary=False))
+    assert off.rare_source is None and math.isnan(off.map_rare)
+    cfg = evaluate(gt, preds, EvalConfig(rare=(245,)))
+    assert cfg.rare_source == "config" and (cfg.map_rare, cfg.map_non_rare) == (0.0, 100.0)
+
+
+def test_rare_fallback_needs_the_hico_label_space() -> None:
+    vocab = load_vocabulary("hico")
+    preds = make_preds([(0, 8, 0.9, H1, O1)])
+    # Class 8 mapped to another object than HICO-DET's: not the HICO label space.
+    other = vocab.hoi_object.copy()
+    other[8] = (other[8] + 1) % 80
+    gt = _hico_gt([(0, 8), (1, 245)], class_object=other)
+    assert not is_hico_label_space(gt)
+    res = evaluate(gt, preds)
+    assert res.rare_source is None and math.isnan(res.map_rare) and res.map_full == 50.0
+    # Objects unknown for every class (-1): only the class count can be checked, and it fits.
+    unknown = _hico_gt([(0, 8), (1, 245)], class_object=np.full(600, -1))
+    assert is_hico_label_space(unknown)
+    # Not 600 classes.
+    small = make_gt([(0, 0, H1, O1)], num_classes=3)
+    assert not is_hico_label_space(small) and evaluate(small, make_preds([])).rare_source is None
+
+
+def test_rare_fallback_on_real_two_image_annotations(real2_gt_path) -> None:
+    gt = load_groundtruth(real2_gt_path)  # no rare / non_rare lists, no correspondence
+    assert gt.rare is None and gt.non_rare is None and is_hico_label_space(gt)
+    res = evaluate(gt, predictions_from_groundtruth(gt))
+    assert res.rare_source == "hico-vocabulary"
+    # Its two classes (245 sit_on bench, 89 sit_on chair) are both non-rare; no rare class has GT.
+    assert res.map_non_rare == 100.0 and math.isnan(res.map_rare)
+    # Missing image 2's pair (class 89) halves the non-rare mean.
+    res = evaluate(gt, predictions_from_groundtruth(gt).select(gt.hoi != 89))
+    assert res.map_non_rare == 50.0 and res.map_full == 50.0
+
+
+def test_full_set_uses_the_gt_rare_lists(full_gt: GroundTruth) -> None:
+    assert is_hico_label_space(full_gt)
+    assert sorted(full_gt.rare) == sorted(load_vocabulary("hico").rare)
+    assert evaluate(full_gt, make_preds([])).rare_source == "gt"
+
+
+def test_box_offset_is_added_to_predicted_boxes() -> None:
+    # Tiny boxes: a 1 px shift drops the IoU to 1/7 (inclusive pixels), so it decides the match.
+    h, o = [0, 0, 1, 1], [2, 0, 3, 1]
+    gt = make_gt([(0, 0, h, o)])
+    zero_based = make_preds([(0, 0, 0.9, [-1, -1, 0, 0], [1, -1, 2, 0])])
+    assert evaluate(gt, zero_based).per_class_ap[0] == 0.0
+    res = evaluate(gt, zero_based, EvalConfig(box_offset=1))
+    assert res.per_class_ap[0] == 100.0 and res.box_offset == 1.0
+    assert res.to_dict()["box_offset"] == 1.0 and "shifted by +1" in res.to_markdown()
+    assert zero_based.boxes_h.tolist() == [[-1, -1, 0, 0]]  # the input is not modified
+    assert zero_based.shift_boxes(0) is zero_based
+    with pytest.raises(ValueError, match="box_offset"):
+        EvalConfig(box_offset=math.nan)
 
 
 def _known_object_case() -> tuple[GroundTruth, Predictions]:
@@ -147,8 +232,48 @@ def test_full_set_gt_as_predictions_is_100(full_gt: GroundTruth) -> None:
     assert res.map_full == 100.0 and res.map_rare == 100.0 and res.map_non_rare == 100.0
     assert res.mean_recall == 100.0
     assert res.num_classes_evaluated == 600
+    assert res.rare_source == "gt"
     ko = evaluate(full_gt, predictions_from_groundtruth(full_gt), EvalConfig(setting="known_object"))
     assert ko.map_full == 100.0 and ko.num_detections == full_gt.num_pairs
+
+
+def test_full_set_known_object_drops_fps_on_images_without_the_object(full_gt: GroundTruth) -> None:
+    gt = full_gt
+    rng = np.random.default_rng(5)
+    present = np.zeros((gt.num_images, int(gt.object.max()) + 1), dtype=bool)
+    present[gt.image, gt.object] = True
+    # Per class c, top-scored FPs (score 2 > the perfect detections' 1): one on an image
+    # without any GT pair of c's object (KO drops it) and, for about half the classes, one on
+    # an image that shows the object but has no pair of class c (KO keeps it).
+    img, hoi, kept_by_ko = [], [], np.zeros(gt.num_classes, dtype=bool)
+    for c in range(gt.num_classes):
+        o = gt.class_object[c]
+        img.append(rng.choice(np.flatnonzero(~present[:, o])))
+        hoi.append(c)
+        has_c = np.zeros(gt.num_images, dtype=bool)
+        has_c[gt.image[gt.hoi == c]] = True
+        shown = np.flatnonzero(present[:, o] & ~has_c)
+        if shown.size and rng.random() < 0.5:
+            img.append(rng.choice(shown))
+            hoi.append(c)
+            kept_by_ko[c] = True
+    assert 0 < kept_by_ko.sum() < gt.num_classes
+    perfect = predictions_from_groundtruth(gt)
+    n_fp = len(img)
+    preds = Predictions.from_arrays(
+        np.r_[perfect.image, img], np.r_[perfect.hoi, hoi], np.r_[perfect.score, np.full(n_fp, 2.0)],
+        np.r_[perfect.boxes_h, np.tile(H1, (n_fp, 1))], np.r_[perfect.boxes_o, np.tile(O1, (n_fp, 1))])
+    # k FPs ranked above n TPs: precision grows with rank, every recall threshold is reached
+    # only by ranks ending at the last, so AP = n / (n + k).
+    n = gt.n_gt_per_class.astype(np.float64)
+    default = evaluate(gt, preds)
+    k_default = 1 + kept_by_ko
+    np.testing.assert_allclose(default.per_class_ap, 100 * n / (n + k_default), rtol=1e-12)
+    assert default.num_detections == gt.num_pairs + n_fp
+    ko = evaluate(gt, preds, EvalConfig(setting="known_object"))
+    np.testing.assert_allclose(ko.per_class_ap, 100 * n / (n + kept_by_ko), rtol=1e-12)
+    assert ko.num_detections == gt.num_pairs + int(kept_by_ko.sum())
+    assert ko.map_full < 100.0 and default.map_full < ko.map_full
 
 
 def test_full_set_more_jitter_lowers_map(full_gt: GroundTruth) -> None:
@@ -208,4 +333,15 @@ def test_zero_shot_values_on_full_set(full_gt: GroundTruth, splits_path, name: s
     n_unseen = len(split.unseen)
     assert z is not None and z.unseen == 0.0 and z.seen == 100.0
     assert z.full == pytest.approx(100.0 * (600 - n_unseen) / 600, abs=1e-9)
-    assert z.full == res.map_full
+    unseen_mask = np.isin(np.arange(600), split.unseen)
+    assert np.all(res.per_class_ap[unseen_mask] == 0.0) and np.all(res.per_class_ap[~unseen_mask] == 100.0)
+
+    # Noisy predictions: varied per-class APs; the split means must match plain NumPy means
+    # over the split's index lists, and Full the class-count-weighted mean of the two.
+    noisy = evaluate(full_gt, _jittered(full_gt, 0.15, seed=2), EvalConfig(zero_shot=split))
+    ap, zn = noisy.per_class_ap, noisy.zero_shot
+    assert zn is not None and not np.isnan(ap).any() and np.ptp(ap) > 20
+    assert zn.unseen == pytest.approx(ap[np.asarray(split.unseen)].mean(), abs=1e-9)
+    assert zn.seen == pytest.approx(ap[np.setdiff1d(np.arange(600), split.unseen)].mean(), abs=1e-9)
+    assert zn.full == pytest.approx((n_unseen * zn.unseen + (600 - n_unseen) * zn.seen) / 600, abs=1e-9)
+    assert zn.full == pytest.approx(math.fsum(ap.tolist()) / 600, abs=1e-9)

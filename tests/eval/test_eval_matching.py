@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,7 +16,9 @@ from hoi_edge.eval import (
     evaluate,
     match_detections,
     match_detections_reference,
+    read_predictions,
 )
+
 
 def tp_by_detection(gt: GroundTruth, preds: Predictions) -> np.ndarray:
     m = match_detections(gt, preds)
@@ -72,6 +77,34 @@ def test_equal_scores_keep_input_order() -> None:
     assert tp_by_detection(gt, preds).tolist() == [True, False]
 
 
+@pytest.mark.parametrize("gt_image", [0, 1])
+@pytest.mark.parametrize("img1_line_first", [False, True])
+def test_equal_scores_across_images_rank_by_image_index(
+    tmp_path: Path, gt_image: int, img1_line_first: bool
+) -> None:
+    # One GT pair (on image gt_image); two detections with the same score and the same boxes,
+    # one per image, so exactly the one on gt_image is a TP. The official code lists
+    # detections image by image and sorts stably, so image 0's detection ranks first
+    # whichever line of the file comes first.
+    gt = make_gt([(gt_image, 0, H1, O1)], n_images=2)
+    det = {"hoi": 0, "score": 0.5, "human_box": H1, "object_box": O1}
+    lines = [json.dumps({"image": f"img{i}.jpg", "detections": [det]}) for i in (0, 1)]
+    if img1_line_first:
+        lines.reverse()
+    path = tmp_path / "preds.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    preds = read_predictions(path, gt)
+    assert preds.image.tolist() == ([1, 0] if img1_line_first else [0, 1])
+    m = match_detections(gt, preds)
+    assert preds.image[m.order].tolist() == [0, 1]
+    np.testing.assert_array_equal(tp_by_detection(gt, preds), match_detections_reference(gt, preds))
+    # GT on image 1: ranked FP (image 0), TP (image 1); 1 GT -> every recall threshold is
+    # reached only at rank 2, precision 1/2 -> AP 50. (File-order ties would give 100 for
+    # one of the two line orders.) GT on image 0: TP first -> AP 100.
+    expected = 50.0 if gt_image == 1 else 100.0
+    assert evaluate(gt, preds).per_class_ap[0] == pytest.approx(expected, abs=1e-12)
+
+
 def test_ranking_is_over_the_whole_set_not_per_image() -> None:
     gt = make_gt([(0, 0, H1, O1), (1, 0, H1, O1)], n_images=2)
     # Ranked: FP (img0, .9), TP (img1, .8), TP (img0, .7): precision 0, 1/2, 2/3; recall 0, 1/2, 1.
@@ -124,9 +157,12 @@ def test_match_result_is_ranked_by_class_then_score() -> None:
     assert sorted(m.order.tolist()) == list(range(len(preds)))
     assert np.all(np.diff(m.hoi) >= 0)
     for c in range(gt.num_classes):
-        s = preds.score[m.order[m.class_start[c] : m.class_start[c + 1]]]
-        assert np.all(np.diff(s) <= 0)
+        idx = m.order[m.class_start[c] : m.class_start[c + 1]]
+        assert np.all(np.diff(preds.score[idx]) <= 0)
         assert np.all(m.hoi[m.class_start[c] : m.class_start[c + 1]] == c)
+        # Ties: image index ascending, then input position ascending.
+        keys = list(zip((-preds.score[idx]).tolist(), preds.image[idx].tolist(), idx.tolist()))
+        assert keys == sorted(keys)
     # A GT pair is claimed at most once.
     claimed = m.best_gt[m.tp]
     assert len(set(claimed.tolist())) == claimed.size
