@@ -18,6 +18,7 @@ import torch
 from hoi_edge.config import ModelConfig
 from hoi_edge.errors import WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
+from hoi_edge.model.clip_encoders import quick_gelu
 from hoi_edge.model.weights import check_state, load_detector_weights, load_strict
 from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
@@ -34,9 +35,19 @@ def build_model(cfg: ModelConfig, vocab: Vocabulary) -> CLIP4HOI:
     return model
 
 
+def frozen_sources_named(cfg: ModelConfig) -> bool:
+    """Whether DETR and CLIP weights can be rebuilt from the config (a tag or file each), not only from a checkpoint."""
+    return bool(cfg.clip.pretrained and cfg.detector.weights)
+
+
 def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = True,
                     extra: dict[str, Any] | None = None) -> Path:
+    """``include_frozen=False`` writes a slim file (head + prompts); loading it re-reads DETR/CLIP from their source."""
     path = Path(path)
+    if not include_frozen and not frozen_sources_named(model.cfg):
+        raise WeightsError(f"cannot write {path} without the frozen DETR/CLIP weights: the model config names no "
+                           "tag or file to reload them from (they are random or unnamed), so loading would "
+                           "silently re-initialise them")
     state = {k: v for k, v in model.state_dict().items() if include_frozen or not k.startswith(FROZEN_PREFIXES)}
     payload = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
@@ -80,6 +91,7 @@ def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = No
     data = read_checkpoint(path)
     cfg = ModelConfig.from_dict(data["config"])
     if data["includes_frozen"]:
+        cfg.clip.quick_gelu = quick_gelu(cfg.clip)  # decided by the tag, which is dropped on the next line
         cfg.clip.pretrained, cfg.detector.weights = None, None  # every weight comes from the file
     vocab = Vocabulary.from_dict(data["vocabulary"], source=str(path))
     model = build_model(cfg, vocab)

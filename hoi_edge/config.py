@@ -40,6 +40,9 @@ class ClipConfig:
     model_name: str = "ViT-B-16"
     pretrained: str | None = "openai"     # open_clip tag or a local file; None = random init
     architecture: dict[str, Any] | None = None  # inline open_clip model config (tiny test models)
+    # QuickGELU (OpenAI's activation) vs GELU. None = what open_clip's registry says for the pretrained tag;
+    # OpenAI weights need True, or every feature comes out subtly wrong.
+    quick_gelu: bool | None = None
 
 
 @dataclass
@@ -58,7 +61,7 @@ class HOIConfig:
     init_logit_scale: float = 14.0        # 1/temperature of the cosine similarity
     init_logit_bias: float = -3.5         # cos 0.25 -> probability 0.5 before training
     global_weight: float = 0.5            # final = (s_h*s_o)^lambda * ((1-w)*pairwise + w*global)
-    detector_score_power: float = 1.0     # lambda; UPT/CLIP4HOI raise detector scores to a power at test time
+    detector_score_power: float = 2.8     # lambda at test time (UPT's hyper_lambda, kept by CLIP4HOI); 1 in training
     max_detections: int = 100             # HOI triplets kept per image (HICO protocol: top 100)
 
 
@@ -100,7 +103,8 @@ TINY_CLIP_ARCHITECTURE: dict[str, Any] = {
 
 
 def clip4hoi_base() -> ModelConfig:
-    return ModelConfig()
+    """DETR-R50 + OpenAI CLIP ViT-B/16 (QuickGELU, also when its weights come from a local file)."""
+    return ModelConfig(clip=ClipConfig(quick_gelu=True))
 
 
 def clip4hoi_tiny() -> ModelConfig:

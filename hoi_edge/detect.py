@@ -37,7 +37,7 @@ def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterato
     video = VideoWriter(out, video_fps(source)) if out and source.kind != "image" else None
     json_ctx = atomic_output(opts.json_out) if opts.json_out else None
     json_file = open(json_ctx.__enter__(), "w") if json_ctx else None
-    ok = False
+    ok, frames = False, 0
     try:
         for i, frame in enumerate(iter_frames(source, opts.max_frames)):
             dets = detector.predict(frame)
@@ -49,15 +49,18 @@ def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterato
             if json_file:
                 json_file.write(json.dumps({"frame": i, "source": spec,
                                             "detections": [d.to_dict() for d in dets]}) + "\n")
+            frames += 1
             yield i, dets
         ok = True
     finally:
+        # a camera ends when the user stops it (Ctrl-C): keep what was recorded; a file must finish
+        keep = ok or (source.live and frames > 0)
         if video is not None:
-            video.close(ok)
+            video.close(keep)
         if json_file:
             json_file.close()
-            json_ctx.__exit__(None if ok else RuntimeError, None if ok else RuntimeError("aborted"), None)
-    if out is not None:
-        opts.written.append(out)
-    if opts.json_out:
-        opts.written.append(Path(opts.json_out))
+            json_ctx.__exit__(None if keep else RuntimeError, None if keep else RuntimeError("aborted"), None)
+        if keep and out is not None:
+            opts.written.append(out)
+        if keep and opts.json_out:
+            opts.written.append(Path(opts.json_out))

@@ -25,12 +25,20 @@ class Source:
     kind: str            # 'image' | 'video' | 'camera'
     location: str        # path, or camera index as text
 
+    @property
+    def live(self) -> bool:
+        """A stream without an end of its own: the user stops it, and what was recorded is kept."""
+        return self.kind == "camera"
+
     @classmethod
     def parse(cls, spec: str) -> "Source":
-        """'photo.jpg', 'clip.mp4', 'camera:0' (or just '0')."""
-        if spec.isdigit() or spec.startswith("camera:"):
-            return cls("camera", spec.split(":", 1)[-1] or "0")
+        """'photo.jpg', 'clip.mp4', 'camera:0' (or just '0' when no file of that name exists)."""
         path = Path(spec)
+        if spec.startswith("camera:") or (spec.isdigit() and not path.exists()):
+            index = spec.split(":", 1)[-1] or "0"
+            if not index.isdigit():
+                raise InputFileError(f"camera index must be a number, as in 'camera:0', not {spec!r}")
+            return cls("camera", index)
         if not path.exists():
             raise InputFileError(f"input not found: {spec}")
         suffix = path.suffix.lower()

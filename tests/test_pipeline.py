@@ -1,5 +1,6 @@
 """End-to-end predict() on real photos with the tiny random model: contracts, not accuracy."""
 
+import copy
 import numpy as np
 import pytest
 import torch
@@ -54,11 +55,18 @@ def test_checkpoint_round_trip_gives_identical_predictions(tiny_model, tiny_dete
     assert sd1.keys() == sd2.keys() and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
 
 
-def test_checkpoint_without_frozen_weights_needs_their_source(tiny_model, tiny_checkpoint, tmp_path):
-    path = save_checkpoint(tiny_model, tmp_path / "head_only.pt", include_frozen=False)
+def test_slim_checkpoint_reloads_frozen_parts_from_their_sources(tiny_model, tiny_detector, tiny_checkpoint,
+                                                                  tmp_path, photos):
+    with pytest.raises(WeightsError, match="random or unnamed"):      # nothing to reload them from
+        save_checkpoint(tiny_model, tmp_path / "refused.pt", include_frozen=False)
+    assert not (tmp_path / "refused.pt").exists()
+    torch.save(tiny_model.clip.state_dict(), tmp_path / "clip.bin")
+    torch.save({"model": tiny_model.detector.state_dict()}, tmp_path / "detr.pth")
+    named = copy.deepcopy(tiny_model)
+    named.cfg.clip.pretrained, named.cfg.detector.weights = str(tmp_path / "clip.bin"), str(tmp_path / "detr.pth")
+    path = save_checkpoint(named, tmp_path / "head_only.pt", include_frozen=False)
     assert path.stat().st_size < 0.2 * tiny_checkpoint.stat().st_size      # head + prompts only
-    model = load_model(path)                       # tiny config: frozen parts re-initialised, head loaded
-    assert torch.equal(model.head.interactor.fuse[0].weight, tiny_model.head.interactor.fuse[0].weight)
+    assert HOIDetector.from_checkpoint(path).predict(photos[3]) == tiny_detector.predict(photos[3])
 
 
 def test_letterbox_keeps_aspect_and_pads_with_mean():

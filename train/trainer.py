@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hoi_edge.checkpoint import FROZEN_PREFIXES, read_checkpoint, save_checkpoint
+from hoi_edge.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
 from hoi_edge.errors import HOIEdgeError, WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.weights import check_state
@@ -85,7 +85,7 @@ class Trainer:
             raise HOIEdgeError("mixed precision (amp) needs a CUDA device")
         if cfg.batch_size < 1 or cfg.accumulate < 1 or cfg.epochs < 0:
             raise HOIEdgeError("batch_size and accumulate must be >= 1 and epochs >= 0")
-        if not cfg.include_frozen and not (model.cfg.clip.pretrained and model.cfg.detector.weights):
+        if not cfg.include_frozen and not frozen_sources_named(model.cfg):   # fail before training, not after
             raise HOIEdgeError("--slim (include_frozen=False) needs DETR and CLIP weights named in the model config "
                                "(a tag or file to reload them from); this model has random or unnamed ones")
         _seed_everything(cfg.seed)

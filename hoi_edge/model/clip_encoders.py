@@ -5,10 +5,12 @@ that accepts prompt *embeddings*, so learnable [PREFIX]/[CONJUN] tokens can be s
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import open_clip
 import torch
+from open_clip.factory import load_state_dict
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
@@ -20,14 +22,16 @@ from hoi_edge.model.ops import l2_normalize
 def build_clip(cfg: ClipConfig) -> open_clip.CLIP:
     """Create the CLIP model; ``pretrained`` is an open_clip tag (downloads) or a local file."""
     if cfg.architecture is not None:
-        model = open_clip.CLIP(**cfg.architecture)
+        arch = dict(cfg.architecture, quick_gelu=bool(cfg.quick_gelu)) if cfg.quick_gelu is not None \
+            else cfg.architecture
+        model = open_clip.CLIP(**arch)
         if cfg.pretrained:
-            _load_file(model, cfg.pretrained)
+            load_clip_file(model, cfg.pretrained)
         return model.eval()
-    if cfg.pretrained and _looks_like_path(cfg.pretrained) and not Path(cfg.pretrained).is_file():
-        raise WeightsError(f"CLIP weights file not found: {cfg.pretrained}")
+    local = bool(cfg.pretrained) and _looks_like_path(cfg.pretrained)
     try:
-        model = open_clip.create_model(cfg.model_name, pretrained=cfg.pretrained or None)
+        model = open_clip.create_model(cfg.model_name, pretrained=None if local else (cfg.pretrained or None),
+                                       force_quick_gelu=quick_gelu(cfg))
     except RuntimeError as exc:
         raise WeightsError(
             f"cannot load CLIP '{cfg.model_name}' weights '{cfg.pretrained}': {exc}. "
@@ -35,19 +39,48 @@ def build_clip(cfg: ClipConfig) -> open_clip.CLIP:
         ) from exc
     if not isinstance(model, open_clip.CLIP) or not isinstance(model.visual, open_clip.transformer.VisionTransformer):
         raise WeightsError(f"CLIP model '{cfg.model_name}' must be an open_clip ViT with the built-in text tower")
+    if local:
+        load_clip_file(model, cfg.pretrained)
     return model.eval()
+
+
+def quick_gelu(cfg: ClipConfig) -> bool:
+    """The configured activation, else the one open_clip registers for the pretrained tag (OpenAI: QuickGELU)."""
+    if cfg.quick_gelu is not None:
+        return cfg.quick_gelu
+    if cfg.pretrained and not _looks_like_path(cfg.pretrained):
+        return bool(open_clip.get_pretrained_cfg(cfg.model_name, cfg.pretrained).get("quick_gelu", False))
+    return False
 
 
 def _looks_like_path(value: str) -> bool:
     return os.sep in value or value.endswith((".pt", ".pth", ".bin", ".safetensors"))
 
 
-def _load_file(model: nn.Module, path: str) -> None:
+def read_clip_state(path: str) -> dict[str, torch.Tensor]:
+    """A CLIP state dict from an open_clip file (.bin/.pt/.safetensors) or OpenAI's TorchScript ``ViT-B-16.pt``."""
     if not Path(path).is_file():
         raise WeightsError(f"CLIP weights file not found: {path}")
     try:
-        open_clip.load_checkpoint(model, path)
-    except Exception as exc:  # corrupt file or wrong architecture: both are the user's file
+        return load_state_dict(path)
+    except Exception as exc:  # pickle/zip/safetensors errors, or a TorchScript archive weights_only refuses
+        if not zipfile.is_zipfile(path):
+            raise WeightsError(f"CLIP weights file {path} is corrupt or not a CLIP checkpoint "
+                               f"({type(exc).__name__})") from exc
+    try:  # OpenAI's release format: a TorchScript archive (tensors only are read from it)
+        state = torch.jit.load(path, map_location="cpu").state_dict()
+    except Exception as exc:
+        raise WeightsError(f"CLIP weights file {path} is neither a state dict nor a TorchScript CLIP: {exc}") from exc
+    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+
+
+def load_clip_file(model: open_clip.CLIP, path: str) -> None:
+    state = read_clip_state(path)
+    transient = {name for name, _ in model.named_buffers()} - set(model.state_dict())  # e.g. attn_mask
+    state = {k: v for k, v in state.items() if k not in transient}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
         raise WeightsError(f"CLIP weights {path} do not fit the configured architecture: {exc}") from exc
 
 
