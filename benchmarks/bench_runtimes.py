@@ -9,11 +9,14 @@ Steps: (1) the checkpoint (``--model``, or the tiny random-init model of the tes
 the work dir); (2) artifacts for OpenVINO fp32/fp16/int8, ONNX fp32/int8, ExecuTorch fp32/int8
 (INT8 calibrated on ``--calib``); (3) ``validate`` on the 2 real HICO-DET test images (mAP with
 ground truth) and on the unlabelled photos (agreement + latency), each backend in a fresh
-process with ``--threads`` threads; (4) the README table built from both runs.
+process with ``--threads`` threads; (4) ``benchmark`` on the photos; (5) the README table and
+its caption (CPU, threads, runs, package versions), printed exactly as the README shows them:
+paste them verbatim, never edit columns by hand.
 
-With the tiny random model mAP is 0 for every backend (it detects nothing real), so only the
-agreement, latency, memory and size columns carry information; use a trained checkpoint for
-accuracy numbers.
+With a random-init model (the default, or ``--random-preset``) mAP is 0 for every backend (it
+detects nothing real), so the table leaves the mAP columns out and only the agreement, latency,
+memory and size columns carry information; use a trained checkpoint for accuracy numbers.
+Smallest smoke run: ``--targets onnx --precisions fp32 --runs 3 --warmup 0 --validate-runs 1``.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ SHARED = REPO.parent / "shared" / "data"
 
 from hoi_edge.validate import (BenchmarkConfig, BenchmarkReport, Thresholds, ValidateConfig,  # noqa: E402
                                ValidationReport, benchmark, validate)
-from hoi_edge.validate.report import fmt_memory, md_table  # noqa: E402
+from hoi_edge.validate.report import fmt_memory, md_table, speedup_header  # noqa: E402
 
 ALL_TARGETS = ("openvino", "onnx", "executorch")
+CAPTION_PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime", "executorch": "executorch"}
 
 
 def tiny_checkpoint(work: Path) -> Path:
@@ -101,12 +105,15 @@ def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, ca
     return out
 
 
-def readme_table(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport) -> str:
-    """One row per backend: mAP and its drop on the GT images, agreement on the photos, and
-    latency / throughput / memory from the benchmark runs on the photos."""
+def readme_table(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport,
+                 random_init: bool = False) -> str:
+    """The README table and its caption, to be pasted verbatim: one row per backend with mAP and its
+    drop on the GT images (left out for a random-init checkpoint, where it is 0 everywhere),
+    agreement on the photos, and latency / throughput / memory from the benchmark runs."""
     k = photos.settings["top_k"]
-    head = ["Model", "Size (MB)", "mAP Full (HICO)", "Δ mAP", f"Top-{k} agree (photos)", "Score MAE",
-            "Median ms", "p90 ms", "img/s", "Peak RSS MB (+model)", "Speed-up"]
+    with_map = not random_init
+    head = ["Model", "Size (MB)", *(["mAP Full", "Δ mAP"] if with_map else []), f"Top-{k} agree", "Score MAE",
+            "Median ms", "p90 ms", "img/s", "Peak RSS MB (+model)", speedup_header(bench.settings["device"])]
     by_label = {b.label: b for b in hico.backends}
     agreement = {b.label: b.agreement for b in photos.backends}
     rows = []
@@ -115,17 +122,31 @@ def readme_table(hico: ValidationReport, photos: ValidationReport, bench: Benchm
         full = h.accuracy.full if h and h.accuracy else None
         drop = h.map_drop.get("full") if h and h.map_drop else None
         g = agreement.get(b.label)
-        rows.append([b.label, f"{b.spec.size_bytes / 2**20:.1f}", "—" if full is None else f"{full:.2f}",
-                     "—" if drop is None else f"{drop:+.2f}", f"{g.topk_overlap:.3f}" if g else "ref",
+        rows.append([b.label, f"{b.spec.size_bytes / 2**20:.1f}",
+                     *(["—" if full is None else f"{full:.2f}", "—" if drop is None else f"{drop:+.2f}"]
+                       if with_map else []),
+                     f"{g.topk_overlap:.3f}" if g else "ref",
                      f"{g.score_mae:.4f}" if g and g.score_mae is not None else "—", f"{b.latency.median_ms:.1f}",
                      f"{b.latency.p90_ms:.1f}", f"{b.latency.throughput_ips:.2f}", fmt_memory(b.memory),
                      f"{b.speedup:.2f}x"])
-    env, s = bench.environment, bench.settings
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v and k != "hoi-edge")
-    caption = (f"{env['cpu']}, {s['threads']} threads per backend, reference on {s['device']}; latency: "
-               f"{s['runs']} timed runs over {bench.images['num_images']} photos after {s['warmup']} warm-up runs; "
-               f"mAP on {hico.dataset['num_images']} HICO-DET test images; {versions}.")
-    return md_table(head, rows) + "\n\n" + caption + "\n"
+    return md_table(head, rows) + "\n\n" + caption(hico, photos, bench, random_init) + "\n"
+
+
+def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport, random_init: bool) -> str:
+    """Where and how the numbers were measured: CPU, threads, runs, data and the versions that ran."""
+    env, s, k = bench.environment, bench.settings, photos.settings["top_k"]
+    targets = {"pytorch"} | {e.spec.target for e in bench.entries}
+    wanted = ["hoi-edge", "torch", *(CAPTION_PACKAGES[t] for t in ALL_TARGETS if t in targets), "numpy",
+              "opencv-python-headless"]
+    versions = ", ".join(f"{name} {env['versions'][name]}" for name in wanted if env["versions"].get(name))
+    accuracy = ("random-init checkpoint, so no mAP columns (0 for every backend)" if random_init else
+                f"mAP on {hico.dataset['num_images']} HICO-DET test images")
+    return (f"{env['cpu']} ({env['logical_cpus']} logical CPUs), {s['threads']} threads per backend, reference on "
+            f"{s['device']}, artifacts on the CPU; latency: {s['runs']} timed runs cycling "
+            f"{bench.images['num_images']} photos after {s['warmup']} warm-up runs; top-{k} agreement with the "
+            f"reference on {photos.dataset['num_images']} photos; {accuracy}; Peak RSS: high-water mark of a fresh "
+            f"process per backend, (+model) above its RSS after importing its runtime; Python {env['python']}, "
+            f"{versions}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="threads per backend (default: all available CPUs)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=42, help="timed benchmark runs per backend (cycling the photos)")
+    ap.add_argument("--validate-runs", type=int, default=20,
+                    help="at least this many timed runs per backend in the two validate passes (whole passes)")
     ap.add_argument("--device", default="cpu", help="reference device: cpu (default: CPU vs CPU ratios), cuda or auto")
     ap.add_argument("--max-map-drop", type=float, default=1.0)
     ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from this checkpoint")
@@ -164,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     precisions = [p.strip() for p in args.precisions.split(",")] if args.precisions else None
     artifacts = [folder for folder, _ in export_all(checkpoint, args.work, targets, args.calib, args.calib_size,
                                                     args.reuse, precisions)]
-    common = dict(reference=checkpoint, artifacts=artifacts, warmup=args.warmup, threads=args.threads,
+    common = dict(reference=checkpoint, artifacts=artifacts, warmup=args.warmup, runs=args.validate_runs,
+                  threads=args.threads,
                   device=args.device, thresholds=Thresholds(max_map_drop=args.max_map_drop))
     hico = validate(ValidateConfig(data=args.hico, out=args.work / "validation-hico", **common))
     photos = validate(ValidateConfig(data=args.photos, out=args.work / "validation-photos", **common))
@@ -177,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "benchmark.json").write_text(bench.to_json())
     print("## Benchmark (photos)\n")
     print(bench.to_markdown())
-    print("## README table\n")
-    print(readme_table(hico, photos, bench))
+    print("## README table (paste verbatim)\n")
+    print(readme_table(hico, photos, bench, random_init=args.model is None or bool(args.random_preset)))
     print(f"reports: {args.work / 'validation-hico'}, {args.work / 'validation-photos'}, "
           f"{args.work / 'benchmark.json'}")
     return 0 if hico.passed and photos.passed else 3

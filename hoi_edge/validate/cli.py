@@ -55,11 +55,14 @@ def _common_options(fn):
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Triplets per image compared for agreement.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Device of the PyTorch reference (artifacts run on the CPU).")
+              help="Device of the PyTorch reference (artifacts run on the CPU; use cpu for like-for-like speed-ups).")
+@click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="At least this many timed runs per backend: whole timed passes over the images are repeated "
+                   "until reached (one pass when there are this many images). Accuracy uses the first pass.")
 @_common_options
 @friendly_errors
 def validate_command(artifact_dirs, artifacts, reference, data, images, split, splits, max_map_drop, min_agreement,
-                     out, limit, top_k, device, warmup, threads, quiet) -> None:
+                     out, limit, top_k, device, runs, warmup, threads, quiet) -> None:
     """Compare exported artifacts with the PyTorch reference: mAP drop, agreement, latency, memory, size."""
     from hoi_edge.validate.report import Thresholds
     from hoi_edge.validate.validator import REPORT_JSON, ValidateConfig, validate
@@ -68,7 +71,7 @@ def validate_command(artifact_dirs, artifacts, reference, data, images, split, s
     report = validate(ValidateConfig(
         reference=reference, artifacts=folders, data=data, images=images, split=split, splits=splits,
         thresholds=Thresholds(max_map_drop=max_map_drop, min_agreement=min_agreement), out=out, limit=limit,
-        warmup=warmup, threads=threads, device=device, top_k=top_k, progress=not quiet,
+        warmup=warmup, runs=runs, threads=threads, device=device, top_k=top_k, progress=not quiet,
     ))
     click.echo(report.to_markdown())
     if out is not None:
@@ -85,7 +88,7 @@ def validate_command(artifact_dirs, artifacts, reference, data, images, split, s
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed runs per backend (cycling through the images).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-              help="Device of the PyTorch reference.")
+              help="Device of the PyTorch reference (artifacts run on the CPU; cuda makes ratios GPU vs CPU).")
 @click.option("--json", "json_out", type=_FILE, default=None, help="Also write the results as JSON here.")
 @_common_options
 @friendly_errors

@@ -63,3 +63,14 @@ def describe_speedup(label: str, ratio: float, reference_label: str) -> str:
     if ratio >= 1.0:
         return f"{label}: {ratio:.2f}x faster than {reference_label}"
     return f"{label}: {1.0 / ratio:.2f}x slower than {reference_label}"
+
+
+ARTIFACT_DEVICE = "cpu"      # every exported artifact runs on the CPU
+
+
+def device_warning(reference_device: str, command: str = "validate") -> str | None:
+    """Why the Speed-up column misleads when the reference ran on a GPU; ``None`` when CPU vs CPU."""
+    if reference_device == ARTIFACT_DEVICE:
+        return None
+    return (f"the reference ran on {reference_device}, the artifacts on the CPU: Speed-up compares GPU with CPU "
+            f"latency and is not like for like; run 'hoi-edge {command} --device cpu' for CPU-vs-CPU ratios")

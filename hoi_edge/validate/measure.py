@@ -8,14 +8,20 @@ The parent and the child exchange a JSON request and a JSON + ``.npz`` result th
 temporary folder.
 
 Threads: ``RunSettings.threads`` goes to the runtime (``torch.set_num_threads`` for the
-reference and ExecuTorch, ``INFERENCE_NUM_THREADS`` for OpenVINO, ``intra_op_num_threads``
-for ONNX Runtime) and to OpenCV (letterbox resize); NumPy's BLAS is pinned to one thread in
+reference, ExecuTorch's own threadpool, ``INFERENCE_NUM_THREADS`` for OpenVINO,
+``intra_op_num_threads`` for ONNX Runtime) and to OpenCV (letterbox resize); NumPy's BLAS is pinned to one thread in
 every isolated run (see ``_BLAS_ENV``).
+
+Imports: a worker imports only its own runtime (PyTorch for the reference and ExecuTorch, just
+OpenVINO or ONNX Runtime for those artifacts), and does so before the memory baseline, so
+``Peak RSS`` is what that backend costs on the device and ``(+model)`` excludes the import.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -43,20 +49,37 @@ _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class RunSettings:
-    """``runs=None``: every image once, detections kept (validation). ``runs=N``: N timed runs
-    cycling through the images, detections dropped (benchmark)."""
+    """``runs=None``: ``passes`` timed passes over the images, the first pass's detections kept
+    (validation). ``runs=N``: N timed runs cycling through the images, detections dropped (benchmark)."""
 
     warmup: int = 3
     runs: int | None = None
     threads: int | None = None
     progress: bool = True
     isolate: bool = True
+    passes: int = 1
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
             raise ValidationError(f"--warmup must be >= 0, got {self.warmup}")
         if self.runs is not None and self.runs < 1:
             raise ValidationError(f"--runs must be >= 1, got {self.runs}")
+        if self.passes < 1:
+            raise ValidationError(f"timed passes must be >= 1, got {self.passes}")
+
+    def timed_images(self, n: int) -> list[int]:
+        """Image index of every timed run."""
+        if self.runs is None:
+            return list(range(n)) * self.passes
+        return [i % n for i in range(self.runs)]
+
+
+def passes_for(min_runs: int, num_images: int) -> int:
+    """Whole passes over ``num_images`` giving at least ``min_runs`` timed runs: every image is
+    timed equally often, and a p90 over 2 images becomes a p90 over 20 runs."""
+    if min_runs < 1:
+        raise ValidationError(f"--runs must be >= 1, got {min_runs}")
+    return max(1, math.ceil(min_runs / max(num_images, 1)))
 
 
 @dataclass
@@ -85,6 +108,26 @@ def run_backend(spec: BackendSpec, images: Sequence[Path], settings: RunSettings
     return measure_here(spec, images, settings, measure_memory=False)
 
 
+# Modules a backend's runtime needs, imported before the memory baseline. Only the reference and
+# ExecuTorch (whose Python runtime takes torch tensors) pull in PyTorch.
+RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("torch", "hoi_edge.checkpoint", "hoi_edge.runtime.torch_runner"),
+    "openvino": ("hoi_edge.runtime.openvino_runner",),
+    "onnx": ("hoi_edge.runtime.onnx_runner",),
+    "executorch": ("hoi_edge.runtime.executorch_runner", "executorch.runtime", "executorch.kernels.quantized"),
+}
+
+
+def import_runtime(spec: BackendSpec) -> None:
+    """Import ``spec``'s runtime now, so the baseline RSS includes it; a missing package is left for
+    :func:`open_backend` to report in its own words."""
+    for name in RUNTIME_MODULES.get(spec.target, ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return
+
+
 def open_backend(spec: BackendSpec, threads: int | None):
     """The HOIDetector for ``spec`` with ``threads`` applied to its runtime."""
     if spec.is_reference:
@@ -102,30 +145,47 @@ def open_backend(spec: BackendSpec, threads: int | None):
     return load_artifact(spec.path, num_threads=threads)
 
 
+def _cuda_torch(spec: BackendSpec):
+    """``torch`` when ``spec`` runs on a GPU PyTorch can see, else ``None`` (no torch import)."""
+    if not spec.device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch if torch.cuda.is_available() else None
+
+
 def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSettings,
                  measure_memory: bool = True) -> BackendRun:
-    """Load, warm up and time ``spec`` in this process (the body of the isolated worker)."""
+    """Load, warm up and time ``spec`` in this process (the body of the isolated worker).
+
+    PyTorch is imported only when ``spec`` needs it (see :data:`RUNTIME_MODULES`), or in a
+    shared process (``isolate=False``) to restore its thread count afterwards."""
     import cv2
-    import torch
     from tqdm import tqdm
 
     from hoi_edge.preprocess import load_image
 
-    saved_threads = (torch.get_num_threads(), cv2.getNumThreads())
+    torch_threads = None
+    if not settings.isolate:
+        import torch
+
+        torch_threads = torch.get_num_threads()
+    cv2_threads = cv2.getNumThreads()
     if settings.threads:
         cv2.setNumThreads(settings.threads)   # letterbox resize: same pool size for every backend
-    cuda = spec.device.startswith("cuda")
     try:
-        if cuda and torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        import_runtime(spec)
+        gpu = _cuda_torch(spec)
+        if gpu is not None:
+            gpu.cuda.reset_peak_memory_stats()
         baseline = current_rss_mb() if measure_memory else None
         start = time.perf_counter()
         detector = open_backend(spec, settings.threads)
         load_s = time.perf_counter() - start
 
         n = len(images)
-        timed = list(range(n)) if settings.runs is None else [i % n for i in range(settings.runs)]
-        keep = settings.runs is None
+        timed = settings.timed_images(n)
+        keep = n if settings.runs is None else 0          # detections of the first pass only
         bar = tqdm(total=settings.warmup + len(timed), desc=spec.label, unit="img", disable=not settings.progress,
                    leave=True, dynamic_ncols=True)
         with bar:
@@ -144,7 +204,7 @@ def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSetting
                 wall[r] = time.perf_counter() - t0
                 for s in STAGES:
                     stages[s][r] = pred.timings.get(s, 0.0)
-                if keep:
+                if r < keep:
                     for d in pred.detections:
                         det["image"].append(i)
                         det["hoi"].append(d.hoi)
@@ -154,8 +214,8 @@ def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSetting
                 bar.update()
         if measure_memory:
             peak, method = peak_rss_mb()
-            gpu = torch.cuda.max_memory_allocated() / 2**20 if cuda and torch.cuda.is_available() else None
-            memory = MemoryStats(peak, baseline if peak is not None else None, gpu, method)
+            gpu_mb = gpu.cuda.max_memory_allocated() / 2**20 if gpu is not None else None
+            memory = MemoryStats(peak, baseline if peak is not None else None, gpu_mb, method)
         else:
             memory = MemoryStats.not_measured("in-process run")
         predictions = None
@@ -171,8 +231,9 @@ def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSetting
         )
     finally:
         if not settings.isolate:
-            torch.set_num_threads(saved_threads[0])
-            cv2.setNumThreads(saved_threads[1])
+            cv2.setNumThreads(cv2_threads)
+            if torch_threads is not None:
+                sys.modules["torch"].set_num_threads(torch_threads)
 
 
 # --- the isolated worker: request/result files -------------------------------------------------

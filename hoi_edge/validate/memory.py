@@ -3,8 +3,10 @@
 Each backend runs in its own fresh Python process (see :mod:`hoi_edge.validate.measure`), and
 that process reports its RSS high-water mark (Linux ``VmHWM``) after load + warm-up + timed
 runs. ``ru_maxrss`` is not used on Linux: it survives ``exec`` and would report the parent's
-size for a child started from a large process. ``baseline`` is the RSS after the imports and
-before the model is loaded, so ``peak - baseline`` is what the model and its runtime add.
+size for a child started from a large process. The worker imports only its backend's runtime
+(no PyTorch for OpenVINO / ONNX Runtime) and does so before ``baseline``, the RSS just before the
+model is loaded: ``peak`` is the backend's whole footprint, ``peak - baseline`` what the model
+(weights, compiled graphs, working buffers) adds on top of Python and the runtime library.
 """
 
 from __future__ import annotations

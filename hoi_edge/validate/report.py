@@ -22,8 +22,12 @@ from hoi_edge.validate.memory import MemoryStats
 FORMAT = "hoi-edge/validation"
 FORMAT_VERSION = 1
 _EPS = 1e-9      # float noise must not fail a drop exactly at the threshold
-MEMORY_NOTE = ("Peak RSS: high-water mark of a fresh process per backend (load + warm-up + timed runs); "
-               "(+model): peak minus the RSS after imports, before the model was loaded.")
+MEMORY_NOTE = ("Peak RSS: high-water mark (VmHWM) of a fresh process per backend over load + warm-up + timed runs; "
+               "it includes Python, NumPy, OpenCV and that backend's runtime only (PyTorch for the reference and "
+               "for ExecuTorch, whose Python runtime needs it; OpenVINO or ONNX Runtime alone for theirs). "
+               "(+model): peak minus the RSS once those were imported, before the model was loaded: weights, "
+               "compiled graphs and working buffers.")
+GPU_NOTE = "GPU peak MB: torch.cuda.max_memory_allocated of the reference (tensors only, not the CUDA context)."
 _VERSIONED = ("hoi-edge", "torch", "openvino", "onnxruntime", "executorch", "numpy", "opencv-python-headless")
 
 
@@ -145,6 +149,20 @@ def fmt_memory(m: MemoryStats) -> str:
     return fmt_mb(m.peak_rss_mb) + (f" (+{m.model_rss_mb:.0f})" if m.model_rss_mb is not None else "")
 
 
+def has_gpu_memory(backends: Sequence["BackendReport"]) -> bool:
+    """Show a GPU column only when some backend ran on a GPU."""
+    return any(b.memory.gpu_peak_mb is not None for b in backends)
+
+
+def speedup_header(reference_device: str | None) -> str:
+    """'Speed-up', or 'Speed-up vs cuda' when the reference's GPU latency is the denominator."""
+    return "Speed-up" if reference_device in (None, "cpu") else f"Speed-up vs {reference_device}"
+
+
+def reference_name(label: str, device: str | None) -> str:
+    return f"{label} (reference{'' if device in (None, 'cpu') else ', ' + device})"
+
+
 def render_markdown(r: ValidationReport) -> str:
     s, k = r.settings, r.settings.get("top_k", 10)
     zero_shot = s.get("split") is not None and r.has_groundtruth
@@ -152,12 +170,13 @@ def render_markdown(r: ValidationReport) -> str:
     if r.has_groundtruth:
         head += ["mAP Full", "Rare", "Non-rare"] + (["Unseen", "Seen"] if zero_shot else [])
         head += ["Δ mAP Full"] + (["Δ Unseen"] if zero_shot else [])
-    head += [f"Top-{k} agree", "Score MAE", "Box IoU", "Median (ms)", "p90 (ms)", "img/s", "Peak RSS MB (+model)",
-             "Speed-up", "Status"]
+    gpu = has_gpu_memory(r.backends)
+    head += [f"Top-{k} agree", "Score MAE", "Box IoU", "Median (ms)", "p90 (ms)", "img/s", "Peak RSS MB (+model)"]
+    head += (["GPU peak MB"] if gpu else []) + [speedup_header(r.reference.spec.device), "Status"]
     rows = []
     for b in r.backends:
         ref = b.spec.is_reference
-        row = [b.label + (" (reference)" if ref else ""), f"{b.spec.size_bytes / 2**20:.1f}"]
+        row = [reference_name(b.label, b.spec.device) if ref else b.label, f"{b.spec.size_bytes / 2**20:.1f}"]
         if r.has_groundtruth:
             a = b.accuracy
             row += [_f(a.full if a else None), _f(a.rare if a else None), _f(a.non_rare if a else None)]
@@ -170,8 +189,9 @@ def render_markdown(r: ValidationReport) -> str:
         g = b.agreement
         row += [_f(g.topk_overlap, 3), _f(g.score_mae, 4), _f(g.box_iou, 3)] if g else ["—"] * 3
         lat = b.latency
-        row += [f"{lat.median_ms:.1f}", f"{lat.p90_ms:.1f}", f"{lat.throughput_ips:.2f}", fmt_memory(b.memory),
-                _f(b.speedup, 2, "x"), "reference" if ref else ("pass" if b.passed else "**FAIL**")]
+        row += [f"{lat.median_ms:.1f}", f"{lat.p90_ms:.1f}", f"{lat.throughput_ips:.2f}", fmt_memory(b.memory)]
+        row += ([fmt_mb(b.memory.gpu_peak_mb)] if gpu else [])
+        row += [_f(b.speedup, 2, "x"), "reference" if ref else ("pass" if b.passed else "**FAIL**")]
         rows.append(row)
     verdict = "PASSED" if r.passed else "FAILED"
     d = r.dataset
@@ -185,8 +205,9 @@ def render_markdown(r: ValidationReport) -> str:
         limits.append(f"min top-{k} agreement {r.thresholds.min_agreement:.3f}")
     lines = [
         f"### hoi-edge validation: {verdict}", "",
-        f"Data: {data}. Reference on {s.get('device')}, {s.get('threads')} threads per backend, "
-        f"{s.get('warmup')} warm-up runs; split: {s.get('split') or '—'}.",
+        f"Data: {data}. Reference on {r.reference.spec.device}, artifacts on {s.get('artifact_device', 'cpu')}; "
+        f"{s.get('threads')} threads per backend; {s.get('warmup')} warm-up + {r.reference.latency.runs} timed runs "
+        f"per backend ({_passes(s.get('passes', 1))} over the images); split: {s.get('split') or '—'}.",
         f"Thresholds: {'; '.join(limits) or 'none'}.", "",
         md_table(head, rows), "",
         "Median latency per stage (ms):", "",
@@ -194,12 +215,16 @@ def render_markdown(r: ValidationReport) -> str:
                [[b.label, *(f"{b.latency.stages[st].median_ms:.1f}" if st in b.latency.stages else "—"
                             for st in STAGES), f"{b.latency.median_ms:.1f}"] for b in r.backends]),
     ]
-    lines += ["", MEMORY_NOTE]
+    lines += ["", MEMORY_NOTE] + ([GPU_NOTE] if gpu else [])
     if r.failures:
         lines += ["", "Failures:", *[f"- {f}" for f in r.failures]]
     if r.warnings:
         lines += ["", "Warnings:", *[f"- {w}" for w in r.warnings]]
     return "\n".join(lines) + "\n"
+
+
+def _passes(n: int) -> str:
+    return "1 pass" if n == 1 else f"{n} passes"
 
 
 def md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

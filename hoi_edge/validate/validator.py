@@ -16,8 +16,8 @@ from hoi_edge.validate.agreement import TOP_K, compare_predictions
 from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
 from hoi_edge.validate.dataset import Dataset, load_dataset
 from hoi_edge.validate.errors import ValidationError
-from hoi_edge.validate.latency import LatencyStats, speedup
-from hoi_edge.validate.measure import BackendRun, RunSettings, run_backend
+from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, device_warning, speedup
+from hoi_edge.validate.measure import BackendRun, RunSettings, passes_for, run_backend
 from hoi_edge.validate.report import BackendReport, Thresholds, ValidationReport, environment, slug
 from hoi_edge.vocabulary import Vocabulary
 
@@ -38,6 +38,7 @@ class ValidateConfig:
     out: Path | None = None
     limit: int | None = None
     warmup: int = 3
+    runs: int = 20            # at least this many timed runs: whole passes over the images are repeated
     threads: int | None = None
     device: str = "auto"
     top_k: int = TOP_K
@@ -52,11 +53,15 @@ def validate(cfg: ValidateConfig) -> ValidationReport:
     dataset = load_dataset(cfg.data, cfg.images, cfg.limit)
     device, threads = resolve_device(cfg.device), resolve_threads(cfg.threads)
     specs = unique_labels([reference_spec(cfg.reference, device), *(artifact_spec(a) for a in cfg.artifacts)])
-    settings = RunSettings(warmup=cfg.warmup, threads=threads, progress=cfg.progress, isolate=cfg.isolate)
+    passes = passes_for(cfg.runs, len(dataset.paths))
+    settings = RunSettings(warmup=cfg.warmup, threads=threads, progress=cfg.progress, isolate=cfg.isolate,
+                           passes=passes)
 
     ref_run = run_backend(specs[0], dataset.paths, settings)
     vocab = Vocabulary.from_dict(ref_run.vocabulary or {}, source=str(cfg.reference))
     warnings = _check_artifacts(specs, ref_run)
+    if (note := device_warning(device)) is not None:
+        warnings.append(note)
     split = None
     if cfg.split is not None:
         if dataset.has_groundtruth:
@@ -82,8 +87,10 @@ def validate(cfg: ValidateConfig) -> ValidationReport:
         b.failures = cfg.thresholds.check(b)
     report = ValidationReport(
         dataset={**dataset.describe(), "images_dir": str(cfg.images) if cfg.images else None},
-        settings={"warmup": cfg.warmup, "threads": threads, "device": device, "top_k": cfg.top_k,
-                  "split": split.name if split else None, "limit": cfg.limit, "isolated": cfg.isolate},
+        settings={"warmup": cfg.warmup, "runs": cfg.runs, "passes": passes, "timed_runs": passes * len(dataset.paths),
+                  "threads": threads, "device": device, "reference_device": device,
+                  "artifact_device": ARTIFACT_DEVICE, "top_k": cfg.top_k, "split": split.name if split else None,
+                  "limit": cfg.limit, "isolated": cfg.isolate},
         thresholds=cfg.thresholds, reference=reports[0], artifacts=reports[1:], environment=environment(),
         warnings=warnings,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from targets.export import ExportConfig, export_artifact
 
-from validate_test_helpers import damage_openvino_artifact, write_self_groundtruth
+from validate_test_helpers import THREADS, damage_openvino_artifact, write_self_groundtruth
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +29,16 @@ def val_artifacts(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def self_gt(tmp_path_factory, tiny_checkpoint, hico_dir) -> Path:
     """HICO-format GT for the 2 real HICO images made of the reference's own best predictions
-    (see validate_test_helpers.write_self_groundtruth): the reference scores 100 mAP on it."""
+    (see validate_test_helpers.write_self_groundtruth): the reference scores 100 mAP on it.
+
+    Made the way the CLI tests run the reference (a fresh worker process, CPU, ``THREADS`` threads), so a
+    detection scoring right at the GT cut cannot flip between the two runs."""
     from hoi_edge.validate import RunSettings, load_dataset, reference_spec, run_backend
     from hoi_edge.vocabulary import Vocabulary
 
     ds = load_dataset(hico_dir / "annotations.json")
-    run = run_backend(reference_spec(tiny_checkpoint), ds.paths, RunSettings(warmup=0, progress=False, isolate=False))
+    run = run_backend(reference_spec(tiny_checkpoint, "cpu"), ds.paths,
+                      RunSettings(warmup=0, threads=THREADS, progress=False))
     vocab = Vocabulary.from_dict(run.vocabulary)
     return write_self_groundtruth(run.predictions, ds.names, tmp_path_factory.mktemp("self-gt") / "annotations.json",
                                   object_of_hoi=vocab.hoi_object)

@@ -10,11 +10,18 @@ weights clearly less — so the threshold and the exit code are tested on a real
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
 from hoi_edge.validate.cli import THRESHOLD_EXIT_CODE, benchmark_command, validate_command
+
+from validate_test_helpers import THREADS
+
+# the reference as the self-built GT was made (see conftest.self_gt): same device and thread count
+SAME_AS_GT = ["--device", "cpu", "--threads", str(THREADS)]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +31,7 @@ def full_run(tmp_path_factory, tiny_checkpoint, val_artifacts, self_gt, hico_dir
     res = CliRunner().invoke(validate_command, [
         "--artifacts", str(val_artifacts["openvino"]), str(val_artifacts["onnx"]), str(val_artifacts["damaged"]),
         "--reference", str(tiny_checkpoint), "--data", str(self_gt), "--images", str(hico_dir),
-        "--split", "rf-uc", "--out", str(out), "--warmup", "1", "--threads", "2", "--quiet"])
+        "--split", "rf-uc", "--out", str(out), "--warmup", "1", *SAME_AS_GT, "--quiet"])
     return res, out, json.loads((out / "report.json").read_text())
 
 
@@ -62,8 +69,14 @@ def test_report_outputs(full_run):
     ref = report["reference"]
     assert ref["label"] == "pytorch/fp32" and ref["memory"]["peak_rss_mb"] > ref["memory"]["baseline_rss_mb"] > 0
     assert set(ref["latency"]["stages"]) == {"preprocess", "detector", "clip_image", "hoi_head", "postprocess"}
-    assert ref["size_bytes"] > 0 and ref["latency"]["runs"] == 2 and ref["accuracy"]["split"] == "rf_uc"
+    assert ref["size_bytes"] > 0 and ref["accuracy"]["split"] == "rf_uc"
+    # 2 images, default --runs 20: 10 timed passes, so p90 is taken over 20 samples; accuracy over one pass
+    assert report["settings"]["passes"] == 10 and report["settings"]["timed_runs"] == 20
+    assert all(b["latency"]["runs"] == 20 for b in [ref, *report["artifacts"]])
+    assert report["settings"]["reference_device"] == report["settings"]["artifact_device"] == "cpu"
+    assert not any("not like for like" in w for w in report["warnings"])
     md = (out / "report.md").read_text()
+    assert "1 warm-up + 20 timed runs per backend (10 passes over the images)" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and "(ms)" not in line]
     assert sum("pytorch/fp32 (reference)" in r for r in rows) == 1
     assert sum(r.startswith("| openvino/fp32") for r in rows) >= 4          # main table + stage table
@@ -73,11 +86,35 @@ def test_report_outputs(full_run):
 
 
 def test_threshold_exit_code_both_ways(tiny_checkpoint, val_artifacts, self_gt, hico_dir):
+    """The damaged artifact drops well over 1 mAP point (see above): a loose limit passes, a tight one fails."""
     args = ["--artifacts", str(val_artifacts["damaged"]), "--reference", str(tiny_checkpoint), "--data",
-            str(self_gt), "--images", str(hico_dir), "--warmup", "0", "--quiet"]
+            str(self_gt), "--images", str(hico_dir), "--warmup", "0", "--runs", "1", *SAME_AS_GT, "--quiet"]
     res = CliRunner().invoke(validate_command, args + ["--max-map-drop", "100"])
     assert res.exit_code == 0, res.output
     assert "validation passed" in res.output
+    res = CliRunner().invoke(validate_command, args + ["--max-map-drop", "0.5"])
+    assert res.exit_code == THRESHOLD_EXIT_CODE, res.output
+    assert "validation failed" in res.output and "> 0.50 points" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("key", ["openvino", "onnx"])
+def test_artifact_workers_do_not_load_torch(key, val_artifacts, hico_dir):
+    """An isolated OpenVINO / ONNX Runtime worker must not carry libtorch, or its Peak RSS would."""
+    from hoi_edge.validate.measure import _child_env
+
+    script = ("import json, sys\nfrom pathlib import Path\n"
+              "from hoi_edge.validate.backends import artifact_spec\n"
+              "from hoi_edge.validate.measure import RunSettings, measure_here\n"
+              "run = measure_here(artifact_spec(sys.argv[1]), [Path(sys.argv[2])],\n"
+              "                   RunSettings(warmup=0, threads=1, progress=False), measure_memory=True)\n"
+              "print(json.dumps({'torch': 'torch' in sys.modules, 'memory': run.memory.to_dict()}))\n")
+    image = sorted(hico_dir.glob("*.jpg"))[0]
+    proc = subprocess.run([sys.executable, "-c", script, str(val_artifacts[key]), str(image)], env=_child_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["torch"] is False
+    assert result["memory"]["peak_rss_mb"] > result["memory"]["baseline_rss_mb"] > 0
 
 
 def test_agreement_only_without_groundtruth(tmp_path, tiny_checkpoint, val_artifacts, shared_data):

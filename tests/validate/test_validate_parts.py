@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,8 @@ from hoi_edge.eval import Predictions
 from hoi_edge.validate import (BackendReport, BackendSpec, LatencyStats, MapScores, MemoryStats, Thresholds,
                                ValidationReport, compare_predictions, load_dataset, match_triplets, write_outputs)
 from hoi_edge.validate.backends import unique_labels
-from hoi_edge.validate.latency import describe_speedup
-from hoi_edge.validate.memory import current_rss_mb, peak_rss_mb
+from hoi_edge.validate.errors import ValidationError
+from hoi_edge.validate.latency import describe_speedup, device_warning
 
 H = [10.0, 10.0, 50.0, 100.0]
 O = [60.0, 40.0, 120.0, 90.0]
@@ -89,32 +91,60 @@ def test_isolated_runs_pin_numpy_blas_to_one_thread():
     assert str(Path(__file__).resolve().parents[2]) in env["PYTHONPATH"].split(":")
 
 
-def test_memory_probes_read_this_process():
-    assert current_rss_mb() > 1
-    peak, method = peak_rss_mb()
-    assert peak >= current_rss_mb() * 0.9 and method
+def test_memory_probes_track_an_allocation_in_a_fresh_process():
+    """A child touches 200 MB and frees it: the peak must rise by about that and stay up while the
+    current RSS falls back (a probe returning the current RSS, or a stale value, fails here)."""
+    from hoi_edge.validate.measure import _child_env
+
+    script = ("import json, numpy as np\n"
+              "from hoi_edge.validate.memory import current_rss_mb, peak_rss_mb\n"
+              "before = peak_rss_mb()[0]\n"
+              "a = np.ones(200 * 2**20, dtype=np.uint8)\n"
+              "held = current_rss_mb()\n"
+              "del a\n"
+              "peak, method = peak_rss_mb()\n"
+              "print(json.dumps(dict(before=before, held=held, peak=peak, after=current_rss_mb(), method=method)))\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=_child_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads(proc.stdout)
+    assert 180 < m["peak"] - m["before"] < 260, m
+    assert m["peak"] >= m["held"] - 1 and m["after"] < m["peak"] - 150, m
+    assert m["method"]
 
 
-def _spec(label, kind="artifact"):
+def test_validation_timing_passes():
+    from hoi_edge.validate.measure import RunSettings, passes_for
+
+    assert passes_for(20, 2) == 10 and passes_for(20, 14) == 2 and passes_for(20, 600) == 1
+    assert passes_for(1, 2) == 1 and passes_for(21, 2) == 11
+    assert RunSettings(passes=3).timed_images(2) == [0, 1, 0, 1, 0, 1]
+    assert RunSettings(runs=5).timed_images(2) == [0, 1, 0, 1, 0]
+    with pytest.raises(ValidationError):
+        passes_for(0, 2)
+
+
+def _spec(label, kind="artifact", device="cpu"):
     return BackendSpec(kind=kind, path=Path(f"/tmp/{label.replace('/', '-')}"), label=label,
-                       target=label.split("/")[0], precision=label.split("/")[1], size_bytes=3 * 2**20)
+                       target=label.split("/")[0], precision=label.split("/")[1], size_bytes=3 * 2**20,
+                       device=device)
 
 
-def _backend(label, median_s, full, kind="artifact", agreement=None):
+def _backend(label, median_s, full, kind="artifact", agreement=None, device="cpu", gpu_mb=None):
     lat = LatencyStats.from_seconds(np.full(4, median_s), {s: np.full(4, median_s / 5) for s in
                                                             ("preprocess", "detector", "clip_image", "hoi_head",
                                                              "postprocess")})
-    return BackendReport(spec=_spec(label, kind), backend=label.split("/")[0], threads=2, load_s=0.1, latency=lat,
-                         memory=MemoryStats(900.0, 800.0, None, "test"),
+    return BackendReport(spec=_spec(label, kind, device), backend=label.split("/")[0], threads=2, load_s=0.1,
+                         latency=lat, memory=MemoryStats(900.0, 800.0, gpu_mb, "test"),
                          accuracy=MapScores(full=full, rare=None, non_rare=full, mean_recall=50.0),
                          agreement=agreement)
 
 
-def _report(drop_int8: float, thresholds=Thresholds()) -> ValidationReport:
+def _report(drop_int8: float, thresholds=Thresholds(), device="cpu", gpu_mb=None) -> ValidationReport:
     from hoi_edge.validate.agreement import AgreementStats
 
     agree = AgreementStats(10, 0.5, 0.8, 0.6, "a.jpg", 0.01, 0.95, 16, 20, 2)
-    ref = _backend("pytorch/fp32", 0.1, 50.0, kind="reference")
+    ref = _backend("pytorch/fp32", 0.1, 50.0, kind="reference", device=device, gpu_mb=gpu_mb)
     same = _backend("openvino/fp32", 0.05, 50.0, agreement=agree)
     int8 = _backend("openvino/int8", 0.02, 50.0 - drop_int8, agreement=agree)
     for b in (same, int8):
@@ -123,8 +153,10 @@ def _report(drop_int8: float, thresholds=Thresholds()) -> ValidationReport:
         b.failures = thresholds.check(b)
     return ValidationReport(dataset={"source": "/data/annotations.json", "kind": "hico", "num_images": 2,
                                      "has_groundtruth": True},
-                            settings={"warmup": 1, "threads": 2, "device": "cpu", "top_k": 10, "split": None},
-                            thresholds=thresholds, reference=ref, artifacts=[same, int8])
+                            settings={"warmup": 1, "threads": 2, "device": device, "top_k": 10, "split": None,
+                                      "passes": 2},
+                            thresholds=thresholds, reference=ref, artifacts=[same, int8],
+                            warnings=[w for w in [device_warning(device)] if w])
 
 
 def test_thresholds_both_ways():
@@ -160,6 +192,42 @@ def test_report_files(tmp_path):
     img = matplotlib.image.imread(written["plot"])
     assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200
     assert not list((tmp_path / "out").glob(".*"))          # no temp files left behind
+
+
+def test_cpu_report_has_no_gpu_column_or_device_warning():
+    md = _report(0.5).to_markdown()
+    assert "GPU peak MB" not in md and "| Speed-up |" in md and "not like for like" not in md
+    assert "| pytorch/fp32 (reference) |" in md and "1 warm-up + 4 timed runs per backend (2 passes" in md
+    assert "before the model was loaded" in md and "OpenVINO or ONNX Runtime alone" in md
+
+
+def test_gpu_reference_is_flagged_and_its_memory_shown():
+    """Reference on CUDA, artifacts on the CPU: the ratio is GPU vs CPU, and the report must say so."""
+    report = _report(0.5, device="cuda", gpu_mb=321.4)
+    md = report.to_markdown()
+    assert "| pytorch/fp32 (reference, cuda) |" in md and "Speed-up vs cuda" in md
+    assert "Reference on cuda, artifacts on cpu" in md
+    assert "GPU peak MB" in md and "| 321 |" in md and "max_memory_allocated" in md
+    assert "not like for like" in md and "--device cpu" in md
+    data = json.loads(report.to_json())
+    assert data["reference"]["device"] == "cuda" and data["reference"]["memory"]["gpu_peak_mb"] == 321.4
+    assert any("--device cpu" in w for w in data["warnings"])
+    assert device_warning("cpu") is None and "benchmark --device cpu" in device_warning("cuda:0", "benchmark")
+
+
+def test_benchmark_markdown_with_a_gpu_reference():
+    from hoi_edge.validate.benchmarking import BenchmarkReport
+
+    ref = _backend("pytorch/fp32", 0.01, 50.0, kind="reference", device="cuda", gpu_mb=100.0)
+    ov = _backend("openvino/fp32", 0.05, 50.0)
+    ref.speedup, ov.speedup = 1.0, 0.2
+    bench = BenchmarkReport(entries=[ref, ov], images={"num_images": 3, "source": "/photos"},
+                            settings={"warmup": 1, "runs": 4, "threads": 2, "device": "cuda"},
+                            warnings=[device_warning("cuda", "benchmark")])
+    md = bench.to_markdown()
+    assert "vs pytorch/fp32 (cuda)" in md and "GPU peak MB" in md and "| 100 |" in md and "| — |" in md
+    assert "reference on cuda, artifacts on cpu" in md and "hoi-edge benchmark --device cpu" in md
+    assert json.loads(bench.to_json())["warnings"] == bench.warnings
 
 
 def test_unique_labels():

@@ -13,6 +13,8 @@ import numpy as np
 
 from hoi_edge.eval import Predictions
 
+THREADS = 2      # every reference run that the self-built GT is compared with uses this many threads
+
 
 def damage_openvino_artifact(src: Path, dst: Path, units: Sequence[str] = ("hoi_head",), noise: float = 1.0,
                              seed: int = 0) -> Path:
