@@ -8,13 +8,12 @@ the config (an open_clip tag or file, a DETR name or file) when the model is bui
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hoi_edge.atomic import atomic_output
 from hoi_edge.config import ModelConfig
 from hoi_edge.errors import WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
@@ -54,21 +53,9 @@ def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = Tr
         "vocabulary": model.vocab.to_dict(), "includes_frozen": include_frozen,
         "state_dict": state, "extra": extra or {},
     }
-    atomic_torch_save(payload, path)
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
     return path
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, then rename: no half-written checkpoint on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from hoi_edge.draw import draw_detections
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.postprocess import HOIDetection
-from hoi_edge.sources import Source, VideoWriter, atomic_output, iter_frames, video_fps, write_image
+from hoi_edge.atomic import atomic_output
+from hoi_edge.sources import Source, VideoWriter, iter_frames, video_fps, write_image
 
 
 @dataclass

@@ -3,16 +3,14 @@ and atomic writers for the annotated output (temp file, then rename)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hoi_edge.atomic import atomic_output
 from hoi_edge.errors import InputFileError
 from hoi_edge.preprocess import load_image
 
@@ -76,20 +74,6 @@ def video_fps(source: Source, default: float = 25.0) -> float:
     fps = cap.get(cv2.CAP_PROP_FPS) or default
     cap.release()
     return float(fps)
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` with the same suffix; rename on success, delete on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> None:

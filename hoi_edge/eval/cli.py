@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from hoi_edge.errors import HOIEdgeError, InputFileError
-from hoi_edge.eval._io import atomic_write_text
+from hoi_edge.atomic import atomic_write_text
 from hoi_edge.eval.evaluator import SETTINGS, EvalConfig, evaluate
 from hoi_edge.eval.groundtruth import load_groundtruth
 from hoi_edge.eval.predictions import read_predictions

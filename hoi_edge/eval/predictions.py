@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from hoi_edge.errors import InputFileError
-from hoi_edge.eval._io import atomic_open
+from hoi_edge.atomic import atomic_open
 from hoi_edge.eval.groundtruth import GroundTruth
 
 _DET_KEYS = ("hoi", "score", "human_box", "object_box")

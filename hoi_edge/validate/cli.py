@@ -95,7 +95,7 @@ def validate_command(artifact_dirs, artifacts, reference, data, images, split, s
 def benchmark_command(artifact_dirs, artifacts, reference, images, runs, device, json_out, warmup, threads,
                       quiet) -> None:
     """Latency, throughput, peak memory and size of the reference and artifacts, with speed ratios."""
-    from hoi_edge.sources import atomic_output
+    from hoi_edge.atomic import atomic_output
     from hoi_edge.validate.benchmarking import BenchmarkConfig, benchmark
 
     report = benchmark(BenchmarkConfig(images=images, reference=reference,

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from hoi_edge.errors import VocabularyError
 from hoi_edge.eval import write_predictions
-from hoi_edge.sources import atomic_output
+from hoi_edge.atomic import atomic_output
 from hoi_edge.validate.accuracy import MapScores, check_vocabulary, eval_config, map_scores, resolve_split
 from hoi_edge.validate.agreement import TOP_K, compare_predictions
 from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
