@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from hoi_edge.checkpoint import file_sha256, load_model
-from hoi_edge.errors import ArtifactError
+from hoi_edge.errors import ArtifactError, WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.runtime.manifest import TEXT_EMBEDDINGS, VOCABULARY, Manifest
+from hoi_edge.postprocess import LabelMap
+from hoi_edge.runtime.artifact import pair_embedding_width
+from hoi_edge.runtime.manifest import FORMAT_VERSION, MANIFEST, TEXT_EMBEDDINGS, VOCABULARY, Manifest
 from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 
@@ -34,24 +36,41 @@ def bake_text_embeddings(model: CLIP4HOI, vocab: Vocabulary | None = None) -> np
     return model.text_embeddings().float().cpu().numpy()
 
 
-def write_text_bank(folder: Path, embeddings: np.ndarray, vocab: Vocabulary) -> None:
+def write_text_bank(folder: Path, embeddings: np.ndarray, vocab: Vocabulary) -> str:
+    """Write the embeddings and their vocabulary into ``folder``; returns the embeddings file's sha256
+    (the manifest records it, so a text bank that does not belong to the manifest is caught on load)."""
     np.save(folder / TEXT_EMBEDDINGS, embeddings.astype(np.float32))
     (folder / VOCABULARY).write_text(json.dumps(vocab.to_dict(), indent=1) + "\n")
+    return file_sha256(folder / TEXT_EMBEDDINGS)
 
 
 def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str | Path) -> Manifest:
-    """Replace an artifact's baked vocabulary in place (atomically: new files are renamed over the old)."""
+    """Replace an artifact's baked vocabulary in place; nothing is touched until the new bank is ready.
+
+    The vocabulary is checked against the detector's label space first (as :class:`HOIDetector`
+    does when loading). The three files are written under temporary names and renamed over the
+    old ones, the manifest last: a crash between renames leaves a text bank whose fingerprint or
+    sha256 disagrees with the manifest, which loading reports instead of using it.
+    """
     folder = Path(folder)
     manifest = Manifest.read(folder)
+    vocab = load_vocabulary(vocabulary)
+    LabelMap.build(manifest.spec.detector_classes, vocab)          # unknown objects: VocabularyError, nothing written
+    if not Path(checkpoint).is_file():
+        raise WeightsError(f"checkpoint not found: {checkpoint}")
     if file_sha256(checkpoint) != manifest.source_checkpoint.get("sha256"):
         raise ArtifactError(f"{checkpoint} is not the checkpoint {folder} was exported from (sha256 differs)")
-    vocab = load_vocabulary(vocabulary)
     embeddings = bake_text_embeddings(load_model(checkpoint), vocab)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    width = pair_embedding_width(manifest)
+    if width is not None and embeddings.shape[1] != width:
+        raise ArtifactError(f"{checkpoint} bakes {embeddings.shape[1]}-wide text embeddings, but {folder}'s "
+                            f"hoi_head outputs {width}-wide pair embeddings")
+    with tempfile.TemporaryDirectory(prefix=".rebake-", dir=folder) as tmp:
         tmp_dir = Path(tmp)
-        write_text_bank(tmp_dir, embeddings, vocab)
+        manifest.text_embeddings_sha256 = write_text_bank(tmp_dir, embeddings, vocab)
         manifest.vocabulary_fingerprint = vocab.fingerprint()
+        manifest.format_version = FORMAT_VERSION          # it now carries the sha256 field
         manifest.write(tmp_dir)
-        for name in (TEXT_EMBEDDINGS, VOCABULARY, "manifest.json"):
+        for name in (TEXT_EMBEDDINGS, VOCABULARY, MANIFEST):
             os.replace(tmp_dir / name, folder / name)
     return manifest

@@ -3,7 +3,6 @@ inputs each export unit sees (so the HOI head is calibrated on real instance sel
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hoi_edge.errors import InputFileError
+from hoi_edge.eval.groundtruth import load_groundtruth
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.preprocess import load_image
 from hoi_edge.sources import IMAGE_SUFFIXES
@@ -25,26 +25,37 @@ class CalibrationConfig:
     max_images: int = 300         # NNCF's default subset size
     seed: int = 0
     images_dir: Path | None = None
+    role: str = "calibration"     # named in errors: "calibration" (--calib) or "validation" (--val)
 
 
 def list_images(cfg: CalibrationConfig) -> list[Path]:
-    """Image paths from a folder (recursively) or a HICO-format annotation file; shuffled, capped."""
+    """Image paths from a folder (recursively) or a HICO-format annotation file; shuffled, capped.
+
+    A json is read by the evaluator's ground-truth loader, so calibration accepts exactly the layouts
+    ``hoi-edge eval`` / ``validate`` do (fredzzhang ``filenames`` + ``annotation``, or ``images`` with
+    ``file_name``); listed images must exist, and the first missing ones are named.
+    """
     src = Path(cfg.source)
     if src.is_dir():
         paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    elif src.is_file() and src.suffix == ".json":
-        try:
-            names = json.loads(src.read_text())["filenames"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputFileError(f"{src}: not a HICO-format annotation file with 'filenames' ({exc})") from exc
-        base = cfg.images_dir or src.parent
-        paths = [base / n for n in names]
+    elif src.is_file() and src.suffix.lower() == ".json":
+        base = Path(cfg.images_dir) if cfg.images_dir else src.parent
+        paths = [base / n for n in load_groundtruth(src).filenames]
+    elif src.exists():
+        raise InputFileError(f"{cfg.role} source {src} is neither a folder of images nor a HICO .json")
     else:
-        raise InputFileError(f"calibration source not found: {src} (give a folder of images or a HICO json)")
+        raise InputFileError(f"{cfg.role} source not found: {src} (give a folder of images or a HICO json)")
     if not paths:
-        raise InputFileError(f"calibration source {src} holds no images")
+        raise InputFileError(f"{cfg.role} source {src} holds no images")
     random.Random(cfg.seed).shuffle(paths)
-    return paths[: cfg.max_images]
+    paths = paths[: cfg.max_images]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        hint = "" if cfg.images_dir or cfg.role != "calibration" else \
+            " (pass --calib-images-dir DIR if the images are elsewhere)"
+        raise InputFileError(f"{len(missing)} of the {len(paths)} {cfg.role} images chosen from {src} are missing: "
+                             f"{', '.join(str(p) for p in missing[:3])}{' ...' if len(missing) > 3 else ''}{hint}")
+    return paths
 
 
 class RecordingRunner:

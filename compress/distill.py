@@ -11,7 +11,12 @@ FakeQuantize operations.
 
 The loss is each output's mean squared error divided by the teacher output's
 variance, summed over outputs: scale-free, so the detector's logits and
-the CLIP embeddings weigh alike.
+the CLIP embeddings weigh alike. For the HOI head, given the artifact's baked
+text bank (:class:`PairScores`), the pair logits ``scale * pair_embeddings @
+text.T`` are one more such output: the student then matches the teacher's
+pair scores for the vocabulary it will run with, not only the embeddings.
+(The variance normalisation makes that term independent of the scale; the
+logits are still formed exactly as the classifier forms them.)
 """
 
 from __future__ import annotations
@@ -43,13 +48,32 @@ class DistillConfig:
 
 
 @dataclass
+class PairScores:
+    """hoi_head's pair logits against a text bank: ``logit_scale * pair_embeddings @ text_embeddings.T``."""
+
+    text_embeddings: np.ndarray     # (C, E), L2-normalised: the bank baked into the artifact
+    logit_scale: float              # the classifier's pair logit scale (exp of its log-scale parameter)
+
+    def __post_init__(self) -> None:
+        self._text = torch.from_numpy(np.array(self.text_embeddings, dtype=np.float32, order="C"))
+
+    def logits(self, pair_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * pair_embeddings @ self._text.T
+
+    def describe(self) -> dict[str, Any]:
+        return {"pair_logits": {"classes": int(self._text.shape[0]), "logit_scale": float(self.logit_scale)}}
+
+
+@dataclass
 class DistillResult:
     module: torch.nn.Module
     loss_before: float          # normalised MSE to the teacher right after post-training quantization
     loss_after: float           # ... and of the best state seen while distilling (never worse than before)
+    loss_terms: tuple[str, ...] = ("outputs",)
 
     def describe(self, cfg: DistillConfig) -> dict[str, Any]:
         return {"method": "nncf.quantize (torch) + distillation", "steps": cfg.steps, "lr": cfg.lr,
+                "loss": "sum over terms of MSE / Var(teacher)", "loss_terms": list(self.loss_terms),
                 "loss_before": self.loss_before, "loss_after": self.loss_after}
 
 
@@ -66,10 +90,17 @@ def distill_loss(student: Outputs, teacher: Outputs) -> torch.Tensor:
     return sum(torch.nn.functional.mse_loss(s, t) / (t.var() + 1e-8) for s, t in zip(student, teacher, strict=True))
 
 
+def forward_outputs(module: torch.nn.Module, x: tuple[torch.Tensor, ...], pair: PairScores | None = None) -> Outputs:
+    """The unit's outputs, plus its pair logits when ``pair`` is given (first output = pair embeddings)."""
+    out = _as_outputs(module(*x))
+    return out + (pair.logits(out[0]),) if pair is not None else out
+
+
 def mean_loss(module: torch.nn.Module, inputs: Sequence[tuple[torch.Tensor, ...]],
-              targets: Sequence[Outputs]) -> float:
+              targets: Sequence[Outputs], pair: PairScores | None = None) -> float:
     with torch.no_grad():
-        return float(np.mean([float(distill_loss(_as_outputs(module(*x)), y)) for x, y in zip(inputs, targets)]))
+        return float(np.mean([float(distill_loss(forward_outputs(module, x, pair), y))
+                              for x, y in zip(inputs, targets)]))
 
 
 def quantize_torch(module: torch.nn.Module, unit: str, inputs: Sequence[tuple[torch.Tensor, ...]],
@@ -86,15 +117,20 @@ def quantize_torch(module: torch.nn.Module, unit: str, inputs: Sequence[tuple[to
 
 
 def quantize_and_distill(module: torch.nn.Module, unit: str, samples: Sequence[UnitSample],
-                         qcfg: QuantizationConfig, cfg: DistillConfig, progress: bool = True) -> DistillResult:
-    """INT8 student of ``module`` after ``cfg.steps`` steps of distillation from the FP32 ``module``."""
+                         qcfg: QuantizationConfig, cfg: DistillConfig, progress: bool = True,
+                         pair_scores: PairScores | None = None) -> DistillResult:
+    """INT8 student of ``module`` after ``cfg.steps`` steps of distillation from the FP32 ``module``.
+
+    ``pair_scores`` (hoi_head only) adds the pair-logit term against the artifact's text bank.
+    """
+    pair = pair_scores if unit == "hoi_head" else None
     inputs = [_to_tensors(s) for s in samples]
     teacher = module.eval()
     with torch.no_grad():
-        targets = [tuple(t.detach() for t in _as_outputs(teacher(*x))) for x in inputs]
+        targets = [tuple(t.detach() for t in forward_outputs(teacher, x, pair)) for x in inputs]
     student = quantize_torch(module, unit, inputs, qcfg)
     student.eval()
-    before = best = mean_loss(student, inputs, targets)
+    before = best = mean_loss(student, inputs, targets, pair)
     best_state = copy.deepcopy(student.state_dict())
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -103,7 +139,7 @@ def quantize_and_distill(module: torch.nn.Module, unit: str, samples: Sequence[U
     student.train()
     for step in tqdm(range(1, cfg.steps + 1), desc=f"distill {unit}", disable=not progress):
         i = order.randrange(len(inputs))
-        loss = distill_loss(_as_outputs(student(*inputs[i])), targets[i])
+        loss = distill_loss(forward_outputs(student, inputs[i], pair), targets[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         for p in params:          # a quantizer whose input range collapses (constant input) has no useful gradient
@@ -113,10 +149,11 @@ def quantize_and_distill(module: torch.nn.Module, unit: str, samples: Sequence[U
         opt.step()
         if step % check_every == 0 or step == cfg.steps:
             student.eval()
-            loss_now = mean_loss(student, inputs, targets)
+            loss_now = mean_loss(student, inputs, targets, pair)
             if loss_now < best:
                 best, best_state = loss_now, copy.deepcopy(student.state_dict())
             student.train()
     student.load_state_dict(best_state)
     student.eval()
-    return DistillResult(module=student, loss_before=before, loss_after=best)
+    terms = ("outputs", "pair_logits") if pair is not None else ("outputs",)
+    return DistillResult(module=student, loss_before=before, loss_after=best, loss_terms=terms)

@@ -11,12 +11,13 @@ drops by at most ``max_drop``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import nncf
 import numpy as np
 
 UnitSample = tuple[np.ndarray, ...]
+DEFAULT_MAX_DROP = 0.01          # accuracy-aware INT8: allowed absolute drop of output cosine similarity
 
 # Node-name patterns kept in floating point, per unit (OpenVINO names carry the PyTorch module path).
 SENSITIVE_PATTERNS: dict[str, list[str]] = {
@@ -38,42 +39,73 @@ class QuantizationConfig:
         patterns = (SENSITIVE_PATTERNS.get(unit, []) if self.keep_sensitive_fp else []) + self.extra_ignored
         return nncf.IgnoredScope(patterns=patterns, validate=False)
 
-    def describe(self, unit: str) -> dict[str, Any]:
-        return {"method": "nncf.quantize" if self.max_drop is None else "nncf.quantize_with_accuracy_control",
-                "preset": "mixed", "model_type": "transformer", "ignored_patterns": self.ignored_scope(unit).patterns,
-                "max_drop": self.max_drop}
+    def describe(self, unit: str, num_samples: int) -> dict[str, Any]:
+        """What ``nncf.quantize`` is told for ``unit``; each target adds the method it actually ran."""
+        return {"preset": "mixed", "model_type": "transformer", "ignored_patterns": self.ignored_scope(unit).patterns,
+                "subset_size": min(self.subset_size, num_samples), "fast_bias_correction": self.fast_bias_correction}
 
 
-def _dataset(samples: list[UnitSample], to_inputs: Callable[[UnitSample], Any]) -> nncf.Dataset:
+def _dataset(samples: list[Any], to_inputs: Callable[[Any], Any]) -> nncf.Dataset:
     return nncf.Dataset(samples, to_inputs)
+
+
+def cosine_similarity(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """Mean over outputs of the cosine similarity to the reference (1.0 = identical)."""
+    sims = []
+    for o, r in zip(outputs, reference, strict=True):
+        a, b = np.asarray(o, dtype=np.float64).ravel(), np.asarray(r, dtype=np.float64).ravel()
+        sims.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+    return float(np.mean(sims))
+
+
+def reference_items(model: Any, validation: list[UnitSample]) -> list[tuple[UnitSample, list[np.ndarray]]]:
+    """(sample, FP32 outputs) pairs: each validation item carries its own reference.
+
+    NNCF hands ``validation_fn`` subsets of the dataset (single items while ranking layers), so a
+    reference looked up by position within what it receives would belong to another sample.
+    """
+    import openvino as ov
+
+    compiled = ov.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return [(s, [np.asarray(o).copy() for o in compiled(list(s)).values()]) for s in validation]
+
+
+def similarity_to_reference(compiled: Any, items: Iterable[tuple[UnitSample, list[np.ndarray]]]
+                            ) -> tuple[float, list[float]]:
+    """NNCF ``validation_fn``: mean cosine similarity to each item's own FP32 reference, and per item."""
+    per_item = [cosine_similarity(list(compiled(list(sample)).values()), ref) for sample, ref in items]
+    return float(np.mean(per_item)), per_item
 
 
 def quantize_openvino(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig,
                       validation: list[UnitSample] | None = None) -> Any:
     """INT8 ov.Model from an FP32 ov.Model; accuracy-aware when ``cfg.max_drop`` and ``validation`` are given."""
+    return quantize_openvino_with_report(model, unit, samples, cfg, validation)[0]
+
+
+def quantize_openvino_with_report(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig,
+                                  validation: list[UnitSample] | None = None) -> tuple[Any, dict[str, Any]]:
+    """:func:`quantize_openvino`, plus what accuracy control achieved (empty without it).
+
+    NNCF's accuracy-aware search can end without reaching ``max_drop`` (it only logs that), so the
+    INT8 model's similarity to FP32 on the validation items is measured again and reported.
+    """
     calib = _dataset(samples, list)
     common = dict(subset_size=min(cfg.subset_size, len(samples)), fast_bias_correction=cfg.fast_bias_correction,
                   model_type=nncf.ModelType.TRANSFORMER, ignored_scope=cfg.ignored_scope(unit))
     if cfg.max_drop is None or not validation:
-        return nncf.quantize(model, calib, **common)
+        return nncf.quantize(model, calib, **common), {}
     import openvino as ov
 
-    reference = ov.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    expected = [[np.asarray(o) for o in reference(list(s)).values()] for s in validation]
-
-    def similarity(compiled: Any, data: Any) -> float:
-        """Mean cosine similarity of every output to the FP32 reference (1.0 = identical)."""
-        sims = []
-        for sample, ref in zip(data, expected):
-            outs = list(compiled(list(sample)).values())
-            for o, r in zip(outs, ref):
-                a, b = np.asarray(o).ravel(), r.ravel()
-                sims.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
-        return float(np.mean(sims))
-
-    return nncf.quantize_with_accuracy_control(
-        model, calib, _dataset(validation, lambda s: s), similarity, max_drop=cfg.max_drop,
+    items = reference_items(model, validation)
+    quantized = nncf.quantize_with_accuracy_control(
+        model, calib, _dataset(items, lambda item: list(item[0])), similarity_to_reference, max_drop=cfg.max_drop,
         drop_type=nncf.DropType.ABSOLUTE, **common)
+    similarity = similarity_to_reference(ov.compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
+                                         items)[0]
+    drop = 1.0 - similarity
+    return quantized, {"validation_similarity": similarity, "validation_drop": drop,
+                       "max_drop_met": bool(drop <= cfg.max_drop)}
 
 
 def fold_constants(model: Any) -> Any:

@@ -49,16 +49,25 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, cli
     """Detect HOIs in SOURCE: an image, a video file or 'camera:N'; draws boxes and labels."""
     from hoi_edge.detect import DetectOptions, run_detect
     from hoi_edge.loading import open_detector
+    from hoi_edge.sources import Source
 
+    live = Source.parse(source).live          # a bad SOURCE fails here, before a model is loaded
     detector = open_detector(model=model, artifact=artifact, vocabulary=vocab, clip_weights=clip_weights,
                              detector_weights=detector_weights)
     opts = DetectOptions(out=out, json_out=json_out, top=top, min_score=min_score, max_frames=max_frames)
-    for frame_index, dets in run_detect(detector, source, opts):
-        shown = [d for d in dets if d.score >= min_score][:top]
-        click.echo(f"frame {frame_index}: {len(dets)} HOI triplets" + (" (top shown)" if shown else ""))
-        for d in shown:
-            click.echo(f"  {d.score:.3f}  {d.verb.replace('_', ' ')} {d.object_label}"
-                       f"  human={_box(d.human_box)} object={_box(d.object_box)}")
+    results = run_detect(detector, source, opts)
+    try:
+        for frame_index, dets in results:
+            shown = [d for d in dets if d.score >= min_score][:top]
+            click.echo(f"frame {frame_index}: {len(dets)} HOI triplets" + (" (top shown)" if shown else ""))
+            for d in shown:
+                click.echo(f"  {d.score:.3f}  {d.verb.replace('_', ' ')} {d.object_label}"
+                           f"  human={_box(d.human_box)} object={_box(d.object_box)}")
+    except KeyboardInterrupt:
+        results.close()          # finishes the outputs: a camera recording is kept, a half-done file is not
+        if not live:
+            raise
+        click.echo("stopped")
     if opts.written:
         click.echo(f"wrote {', '.join(str(p) for p in opts.written)}")
 
@@ -76,8 +85,9 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, cli
 @click.option("--calib-size", default=300, show_default=True, help="Calibration subset size.")
 @click.option("--val", type=click.Path(), default=None,
               help="Validation images: enables NNCF accuracy-aware INT8 (OpenVINO) with --max-drop.")
-@click.option("--max-drop", type=float, default=0.01, show_default=True,
-              help="Accuracy-aware INT8: allowed drop of per-unit output cosine similarity.")
+@click.option("--max-drop", type=float, default=None,
+              help="Accuracy-aware INT8 (with --val): allowed drop of per-unit output cosine similarity "
+                   "[default with --val: 0.01].")
 @click.option("--quantize-all", is_flag=True, help="Also quantize the sensitive final projections/heads.")
 @click.option("--distill-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="OpenVINO INT8: fine-tune the NNCF-quantized units for N steps against the FP32 model's "
@@ -89,30 +99,32 @@ def detect(source: str, model: str, artifact: str | None, vocab: str | None, cli
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (atomically).")
 @friendly_errors
 def export(target: str, model: str, out: str, precision: str, int8: bool, calib: str | None,
-           calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float, quantize_all: bool,
+           calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float | None, quantize_all: bool,
            distill_steps: int, distill_lr: float, vocab: str | None, clip_weights: str | None,
            detector_weights: str | None, overwrite: bool) -> None:
     """Export the model to an edge artifact folder (three networks + baked text embeddings + manifest)."""
     from compress.calibration import CalibrationConfig
     from compress.distill import DistillConfig
-    from compress.quantize import QuantizationConfig
-    from targets.export import ExportConfig, export_artifact
+    from compress.quantize import DEFAULT_MAX_DROP, QuantizationConfig
+    from targets.export import ExportConfig, check_config, export_artifact
 
-    if model in (None, "default"):
-        from hoi_edge.defaults import default_checkpoint
-
-        model = str(default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights))
     precision = "int8" if int8 else precision
     images_dir = Path(calib_images_dir) if calib_images_dir else None
+    if val and max_drop is None:
+        max_drop = DEFAULT_MAX_DROP
     cfg = ExportConfig(
         checkpoint=model, target=target, out=Path(out), precision=precision, vocabulary=vocab,
         calibration=CalibrationConfig(Path(calib), max_images=calib_size, images_dir=images_dir) if calib else None,
-        validation=CalibrationConfig(Path(val), max_images=calib_size) if val else None,
-        quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all,
-                                        max_drop=max_drop if val else None),
+        validation=CalibrationConfig(Path(val), max_images=calib_size, role="validation") if val else None,
+        quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all, max_drop=max_drop),
         distill=DistillConfig(steps=distill_steps, lr=distill_lr) if distill_steps else None,
         overwrite=overwrite,
     )
+    check_config(cfg)              # option errors first: resolving 'default' may build or download a model
+    if model in (None, "default"):
+        from hoi_edge.defaults import default_checkpoint
+
+        cfg.checkpoint = str(default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights))
     path = export_artifact(cfg)
     size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
     click.echo(f"wrote {target}/{precision} artifact to {path} ({size:.1f} MiB)")

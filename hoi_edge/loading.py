@@ -14,8 +14,8 @@ def open_detector(model: str | None = "default", artifact: str | Path | None = N
     """The CLI's single entry point; ``artifact`` wins over ``model``."""
     if artifact is not None:
         if vocabulary is not None:
-            raise InputFileError("--vocab cannot re-target an artifact; re-bake it with "
-                                 "'hoi-edge export --vocab FILE' (text embeddings are baked in)")
+            raise InputFileError("--vocab cannot re-target an artifact (its text embeddings are baked in); re-bake it "
+                                 f"with 'hoi-edge bake --artifact {artifact} --model CHECKPOINT --vocab {vocabulary}'")
         return HOIDetector.from_artifact(artifact)
     if model in (None, "default"):
         from hoi_edge.defaults import default_checkpoint

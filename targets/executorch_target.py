@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from compress.quantize import QuantizationConfig
+from hoi_edge.runtime.manifest import TARGET_PRECISIONS
 from targets.contract import UnitContract, as_tensors
 
 SUFFIX = ".pte"
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = TARGET_PRECISIONS["executorch"]
 
 
 def _pt2e_int8(module: torch.nn.Module, example: tuple[torch.Tensor, ...], samples) -> torch.nn.Module:
@@ -28,15 +30,32 @@ def _pt2e_int8(module: torch.nn.Module, example: tuple[torch.Tensor, ...], sampl
     return convert_pt2e(prepared)
 
 
+def describe_int8(num_samples: int) -> dict[str, Any]:
+    """What :func:`_pt2e_int8` does: one global XNNPACK config, nothing kept in floating point.
+
+    NNCF's ignored patterns and ``--quantize-all`` do not apply here; every op the XNNPACK
+    quantizer annotates is quantized.
+    """
+    return {"method": "torchao pt2e (prepare_pt2e / convert_pt2e)", "backend": "executorch xnnpack",
+            "quantizer": "XNNPACKQuantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))",
+            "scheme": "static INT8, symmetric, per-channel weights", "ignored_patterns": [],
+            "calibration_samples": num_samples}
+
+
 def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
-                precision: str, samples=None, qcfg: QuantizationConfig | None = None, validation=None) -> None:
+                precision: str, samples=None, qcfg: QuantizationConfig | None = None,
+                validation=None) -> dict | None:
+    """Write ``out``; returns the manifest's quantization entry (None unless INT8). ``qcfg`` and
+    ``validation`` are unused: export.check_config rejects --val for this target."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    info = None
     if precision == "int8":
         import executorch.kernels.quantized  # noqa: F401  out-variants of q/dq ops left outside XNNPACK
 
-        module = _pt2e_int8(module, example, samples)
+        module, info = _pt2e_int8(module, example, samples), describe_int8(len(samples))
     program = torch.export.export(module, example)
     et = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch()
     out.write_bytes(et.buffer)
+    return info

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import torch
 from tqdm import tqdm
 
 from compress.bake import bake_text_embeddings, write_text_bank
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images
-from compress.distill import DistillConfig
+from compress.distill import DistillConfig, PairScores
 from compress.quantize import QuantizationConfig
+from hoi_edge.atomic import atomic_directory
 from hoi_edge.checkpoint import file_sha256, load_model
 from hoi_edge.errors import ExportError
 from hoi_edge.runtime.manifest import Manifest, UnitSpec
@@ -55,12 +54,16 @@ def target_module(target: str) -> ModuleType:
 
 
 def check_config(cfg: ExportConfig) -> ModuleType:
-    """Every user error is raised here, before any slow work starts."""
+    """Every user error is raised here, before any slow work (model build or download) starts."""
     module = target_module(cfg.target)
     if cfg.precision not in module.PRECISIONS:
         raise ExportError(f"target '{cfg.target}' supports precisions {module.PRECISIONS}, not '{cfg.precision}'")
     if cfg.precision == "int8" and cfg.calibration is None:
         raise ExportError("INT8 needs calibration images: pass --calib DIR (a folder of images or a HICO json)")
+    _check_accuracy_control(cfg)
+    if cfg.target == "executorch" and (not cfg.quantization.keep_sensitive_fp or cfg.quantization.extra_ignored):
+        raise ExportError("--quantize-all / ignored layers apply to NNCF (openvino, onnx); executorch INT8 already "
+                          "quantizes every op the XNNPACK quantizer supports")
     if cfg.distill is not None and (cfg.target, cfg.precision) != ("openvino", "int8"):
         raise ExportError(f"distillation is available for openvino int8 exports, not {cfg.target} {cfg.precision}")
     if cfg.distill is not None and cfg.validation is not None:
@@ -68,9 +71,29 @@ def check_config(cfg: ExportConfig) -> ModuleType:
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise ExportError(f"output {out} already exists (use --overwrite to replace it)")
-    if cfg.calibration is not None:
-        list_images(cfg.calibration)
+    for images in (cfg.calibration, cfg.validation):
+        if images is not None:
+            list_images(images)
     return module
+
+
+def _check_accuracy_control(cfg: ExportConfig) -> None:
+    """--val / --max-drop mean NNCF accuracy-aware INT8, which only the OpenVINO target runs."""
+    max_drop, val = cfg.quantization.max_drop, cfg.validation
+    if val is None and max_drop is None:
+        return
+    option = "--val" if val is not None else "--max-drop"
+    if cfg.target != "openvino":
+        raise ExportError(f"{option} (accuracy-aware INT8) is available for the openvino target only, "
+                          f"not {cfg.target}")
+    if cfg.precision != "int8":
+        raise ExportError(f"{option} (accuracy-aware INT8) needs --int8, not precision {cfg.precision}")
+    if val is None:
+        raise ExportError("--max-drop needs a validation set: pass --val DIR (a folder of images or a HICO json)")
+    if max_drop is None:
+        raise ExportError("a validation set (--val) needs the allowed drop: set --max-drop")
+    if not 0 <= max_drop < 1:
+        raise ExportError(f"--max-drop is a drop of cosine similarity in [0, 1), got {max_drop}")
 
 
 def package_versions() -> dict[str, str]:
@@ -89,48 +112,45 @@ def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
     reference = detector_from_model(model)
     spec = reference.spec
     contracts = unit_contracts(model, spec)
+    text = bake_text_embeddings(model)          # once: the artifact's bank, and the distillation's pair scores
     samples = validation = None
     if cfg.precision == "int8":
         samples = collect_unit_inputs(reference, list_images(cfg.calibration), desc="calibration")
         if cfg.validation is not None:
             validation = collect_unit_inputs(reference, list_images(cfg.validation), desc="validation set")
+    extra = {}
+    if cfg.distill is not None:
+        extra = {"distill": cfg.distill, "pair_scores": PairScores(text, spec.scoring.pair_scale)}
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         units, notes = {}, {}
-        extra = {"distill": cfg.distill} if cfg.distill is not None else {}
         for unit in tqdm(UNITS, desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
             contract = contracts[unit]
             file = unit + module.SUFFIX
             example = as_tensors(samples[unit][0]) if samples else contract.random_example()
-            notes[unit] = module.export_unit(model.export_unit(unit), contract, example, tmp / file, cfg.precision,
+            network = model.export_unit(unit)
+            shapes = output_shapes(network, example, contract.outputs)
+            notes[unit] = module.export_unit(network, contract, example, tmp / file, cfg.precision,
                                              samples=samples[unit] if samples else None, qcfg=cfg.quantization,
                                              validation=validation[unit] if validation else None, **extra)
             units[unit] = UnitSpec(file=file, inputs={k: list(v) for k, v in contract.inputs.items()},
-                                   outputs=list(contract.outputs))
-        write_text_bank(tmp, bake_text_embeddings(model), model.vocab)
+                                   outputs=list(contract.outputs), output_shapes=shapes)
         manifest = Manifest(
             target=cfg.target, precision=cfg.precision, units=units, spec=spec,
             vocabulary_fingerprint=model.vocab.fingerprint(),
             source_checkpoint={"path": str(cfg.checkpoint), "sha256": file_sha256(cfg.checkpoint)},
             versions=package_versions(),
-            quantization={u: {**cfg.quantization.describe(u), **(notes[u] or {})} for u in UNITS}
-            if cfg.precision == "int8" else {},
+            quantization={u: notes[u] for u in UNITS} if cfg.precision == "int8" else {},
+            text_embeddings_sha256=write_text_bank(tmp, text, model.vocab),
         )
         manifest.write(tmp)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(new, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, out)
+@torch.no_grad()
+def output_shapes(network: torch.nn.Module, example: tuple[torch.Tensor, ...],
+                  names: tuple[str, ...]) -> dict[str, list[int]]:
+    """Static output shapes, recorded so loading can check the text bank's width against hoi_head's output."""
+    out = network.eval()(*example)
+    out = (out,) if isinstance(out, torch.Tensor) else tuple(out)
+    return {name: list(o.shape) for name, o in zip(names, out, strict=True)}

@@ -9,20 +9,28 @@ import onnx
 import torch
 
 from compress.quantize import QuantizationConfig, quantize_onnx
+from hoi_edge.runtime.manifest import TARGET_PRECISIONS
 from targets.contract import UnitContract
 
 SUFFIX = ".onnx"
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = TARGET_PRECISIONS["onnx"]
 OPSET = 18
 
 
 def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
-                precision: str, samples=None, qcfg: QuantizationConfig | None = None, validation=None) -> None:
+                precision: str, samples=None, qcfg: QuantizationConfig | None = None, validation=None) -> dict | None:
+    """Write ``out``; returns the manifest's quantization entry (None unless INT8). ``validation`` is unused:
+    ONNX INT8 is always plain post-training quantization (export.check_config rejects --val for it)."""
+    qcfg = qcfg or QuantizationConfig()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     program = torch.onnx.export(module, example, input_names=list(contract.inputs),
                                 output_names=list(contract.outputs), dynamo=True, opset_version=OPSET,
                                 verbose=False)
     model = program.model_proto
+    info = None
     if precision == "int8":
-        model = quantize_onnx(model, contract.name, samples, qcfg or QuantizationConfig())
+        model = quantize_onnx(model, contract.name, samples, qcfg)
+        info = {"method": "nncf.quantize", "backend": "onnx", "format": "QDQ",
+                "constant_folding": "onnxruntime basic", **qcfg.describe(contract.name, len(samples))}
     onnx.save_model(model, str(out), save_as_external_data=False)
+    return info

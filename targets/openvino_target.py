@@ -1,36 +1,60 @@
-"""OpenVINO IR (.xml/.bin): FP32, FP16 (compressed weights) or NNCF INT8 (post-training, or
-quantization-aware distillation from the FP32 unit when ``distill`` is given)."""
+"""OpenVINO IR (.xml/.bin): FP32, FP16 (compressed weights) or NNCF INT8 (post-training, accuracy-aware
+with a validation set, or quantization-aware distillation from the FP32 unit when ``distill`` is given)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openvino as ov
 import torch
 
-from compress.distill import DistillConfig, quantize_and_distill
-from compress.quantize import QuantizationConfig, quantize_openvino
+from compress.distill import DistillConfig, PairScores, quantize_and_distill
+from compress.quantize import QuantizationConfig, quantize_openvino_with_report
+from hoi_edge.runtime.manifest import TARGET_PRECISIONS
 from targets.contract import UnitContract
 
 SUFFIX = ".xml"
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = TARGET_PRECISIONS["openvino"]
 
 
 def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
                 precision: str, samples=None, qcfg: QuantizationConfig | None = None, validation=None,
-                distill: DistillConfig | None = None) -> dict | None:
-    """Write ``out``; returns what the manifest should record about distillation (None without it)."""
+                distill: DistillConfig | None = None, pair_scores: PairScores | None = None) -> dict | None:
+    """Write ``out``; returns what the manifest should record about quantization (None unless INT8)."""
     qcfg = qcfg or QuantizationConfig()
     info = None
     if precision == "int8" and distill is not None:
-        result = quantize_and_distill(module, contract.name, samples, qcfg, distill)
-        module, info = result.module, result.describe(distill)
+        result = quantize_and_distill(module, contract.name, samples, qcfg, distill, pair_scores=pair_scores)
+        module, info = result.module, describe_distilled(contract.name, qcfg, len(samples), distill, result,
+                                                         pair_scores)
     model = ov.convert_model(module, example_input=example)
     for port, name in zip(model.inputs, contract.inputs):
         port.get_tensor().set_names({name})
     for port, name in zip(model.outputs, contract.outputs):
         port.get_tensor().set_names({name})
     if precision == "int8" and distill is None:
-        model = quantize_openvino(model, contract.name, samples, qcfg, validation)
+        model, achieved = quantize_openvino_with_report(model, contract.name, samples, qcfg, validation)
+        info = {**describe_ptq(contract.name, qcfg, len(samples), validation), **achieved}
     ov.save_model(model, out, compress_to_fp16=(precision == "fp16"))
+    return info
+
+
+def describe_ptq(unit: str, qcfg: QuantizationConfig, num_samples: int, validation) -> dict[str, Any]:
+    """The manifest entry for NNCF post-training INT8, as :func:`quantize_openvino` ran it."""
+    info = {"method": "nncf.quantize", "backend": "openvino", **qcfg.describe(unit, num_samples)}
+    if qcfg.max_drop is not None and validation:
+        info.update(method="nncf.quantize_with_accuracy_control", max_drop=qcfg.max_drop, drop_type="absolute",
+                    metric="mean cosine similarity of the unit's outputs to FP32", validation_samples=len(validation))
+    return info
+
+
+def describe_distilled(unit: str, qcfg: QuantizationConfig, num_samples: int, distill: DistillConfig, result,
+                       pair_scores: PairScores | None) -> dict[str, Any]:
+    """The manifest entry for NNCF torch INT8 + distillation, as :func:`quantize_and_distill` ran it."""
+    info = {**qcfg.describe(unit, num_samples), "backend": "torch, then openvino.convert_model",
+            "bias_correction": False, "smooth_quant": False, **result.describe(distill)}
+    info.pop("fast_bias_correction")
+    if pair_scores is not None and "pair_logits" in result.loss_terms:
+        info.update(pair_scores.describe())
     return info

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from compress.calibration import collect_unit_inputs, list_images
-from compress.distill import DistillConfig, quantize_and_distill
+from compress.distill import DistillConfig, PairScores, quantize_and_distill
 from compress.quantize import QuantizationConfig
 from hoi_edge.cli import main
 from hoi_edge.pipeline import HOIDetector
@@ -21,14 +21,36 @@ def unit_samples(tiny_detector, calibration):
     return collect_unit_inputs(tiny_detector, list_images(calibration), desc="calibration")
 
 
+# Per unit: a learning rate at which 40 steps reliably help, and the loss ratio (after / before) the
+# best state must beat. Measured on the tiny model, seeds 0-3: detector 0.63-0.71, clip_image 0.86-0.92
+# (lr 1e-4), hoi_head with the pair-logit term 0.69-0.86 (lr 1e-5; at 1e-4 it does not fall at all).
+DISTILL_CASES = {"detector": (1e-4, 0.9), "clip_image": (1e-4, 0.95), "hoi_head": (1e-5, 0.95)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("unit", ["hoi_head", "clip_image", "detector"])
-def test_distillation_lowers_the_loss_to_the_teacher(tiny_model, unit_samples, unit):
+@pytest.mark.parametrize("unit", list(DISTILL_CASES))
+def test_distillation_lowers_the_loss_to_the_teacher(tiny_model, tiny_detector, unit_samples, unit):
+    lr, max_ratio = DISTILL_CASES[unit]
+    pair = PairScores(tiny_detector.text_embeddings, tiny_detector.spec.scoring.pair_scale)
     result = quantize_and_distill(tiny_model.export_unit(unit), unit, unit_samples[unit], QuantizationConfig(),
-                                  DistillConfig(steps=40, lr=1e-4), progress=False)
-    assert np.isfinite(result.loss_after) and result.loss_after <= result.loss_before
-    if unit == "detector":        # the unit PTQ hurts most (query features): distillation must really help
-        assert result.loss_after < 0.98 * result.loss_before, (result.loss_before, result.loss_after)
+                                  DistillConfig(steps=40, lr=lr), progress=False, pair_scores=pair)
+    # the best state starts as the post-quantization one, so only a strict drop shows distillation worked
+    assert np.isfinite(result.loss_after) and result.loss_after < max_ratio * result.loss_before, \
+        (result.loss_before, result.loss_after)
+    expected_terms = ("outputs", "pair_logits") if unit == "hoi_head" else ("outputs",)
+    assert result.loss_terms == expected_terms
+
+
+def test_pair_logits_are_the_classifier_logits(tiny_model, tiny_detector):
+    import torch
+
+    pair = PairScores(tiny_detector.text_embeddings, tiny_detector.spec.scoring.pair_scale)
+    emb = torch.nn.functional.normalize(torch.randn(1, 9, tiny_detector.text_embeddings.shape[1]), dim=-1)
+    text = torch.from_numpy(tiny_detector.text_embeddings)
+    with torch.no_grad():
+        want, _ = tiny_model.classifier.logits(emb, emb[:, 0], text)
+        want = want - tiny_model.classifier.pair_logit_bias
+    torch.testing.assert_close(pair.logits(emb), want, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -41,7 +63,9 @@ def test_distilled_openvino_artifact(tiny_checkpoint, tiny_detector, shared_data
     manifest = Manifest.read(out)
     for unit in ("detector", "clip_image", "hoi_head"):
         q = manifest.quantization[unit]
-        assert q["steps"] == 10 and q["loss_after"] <= 1.0
+        assert q["steps"] == 10 and q["loss_after"] <= 1.0 and q["method"] == "nncf.quantize (torch) + distillation"
+        assert q["loss_terms"] == (["outputs", "pair_logits"] if unit == "hoi_head" else ["outputs"])
+    assert manifest.quantization["hoi_head"]["pair_logits"]["classes"] == 600
     assert "FakeQuantize" in (out / "hoi_head.xml").read_text()
     art = HOIDetector.from_artifact(out)
     image = load_image(shared_data / "photos" / "zidane.jpg")

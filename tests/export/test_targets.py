@@ -94,8 +94,26 @@ def test_int8_artifacts_are_really_quantized(artifact_factory):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert (artifact_factory("openvino", "fp16") / "clip_image.bin").stat().st_size < \
            0.6 * (ov_fp32 / "clip_image.bin").stat().st_size
+    et_int8, et_fp32 = artifact_factory("executorch", "int8"), artifact_factory("executorch", "fp32")
+    for unit in ("detector", "clip_image", "hoi_head"):        # INT8 weights: well under half the FP32 program
+        assert (et_int8 / f"{unit}.pte").stat().st_size < 0.5 * (et_fp32 / f"{unit}.pte").stat().st_size, unit
     m = Manifest.read(ov_int8)
     assert m.precision == "int8" and ".*class_embed.*" in m.quantization["detector"]["ignored_patterns"]
+
+
+@pytest.mark.slow
+def test_manifests_record_what_each_target_ran(artifact_factory):
+    ov = Manifest.read(artifact_factory("openvino", "int8")).quantization
+    onnx_q = Manifest.read(artifact_factory("onnx", "int8")).quantization
+    et = Manifest.read(artifact_factory("executorch", "int8")).quantization
+    for unit in ("detector", "clip_image", "hoi_head"):
+        assert ov[unit]["method"] == "nncf.quantize" and ov[unit]["backend"] == "openvino"
+        assert onnx_q[unit]["method"] == "nncf.quantize" and onnx_q[unit]["format"] == "QDQ"
+        assert "max_drop" not in ov[unit] and "max_drop" not in onnx_q[unit]
+        assert et[unit]["method"].startswith("torchao pt2e") and et[unit]["ignored_patterns"] == []
+        assert "XNNPACKQuantizer" in et[unit]["quantizer"] and "preset" not in et[unit]
+    assert ov["hoi_head"]["ignored_patterns"] == [r".*decoder\.out_proj.*"]
+    assert Manifest.read(artifact_factory("openvino", "fp32")).quantization == {}
 
 
 @pytest.mark.slow
@@ -109,6 +127,10 @@ def test_manifest_describes_the_artifact(artifact_factory, tiny_checkpoint):
     assert m.source_checkpoint["sha256"] == file_sha256(tiny_checkpoint)
     assert {"torch", "onnxruntime", "openvino", "executorch", "nncf"} <= set(m.versions)
     assert json.loads((folder / "vocabulary.json").read_text())["name"] == "hico-det"
+    text = folder / "text_embeddings.npy"
+    assert m.text_embeddings_sha256 == file_sha256(text)
+    assert m.units["hoi_head"].output_shapes["pair_embeddings"][-1] == np.load(text).shape[1]
+    assert m.units["detector"].output_shapes["boxes"][-1] == 4
 
 
 @pytest.mark.slow
