@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images  # noqa: E402
-from compress.distill import DistillConfig, quantize_and_distill  # noqa: E402
+from compress.bake import bake_text_embeddings  # noqa: E402
+from compress.distill import DistillConfig, PairScores, quantize_and_distill  # noqa: E402
 from compress.quantize import QuantizationConfig, quantize_openvino  # noqa: E402
 from hoi_edge.checkpoint import load_model  # noqa: E402
 from hoi_edge.runtime.torch_runner import detector_from_model  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
     ap.add_argument("--calib", type=Path, default=SHARED / "photos")
     ap.add_argument("--held-out", type=int, default=4, help="images kept out of calibration for scoring")
     ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=DistillConfig.lr, help="as export --distill-lr")
     args = ap.parse_args()
 
     if args.model is None:
@@ -68,6 +69,7 @@ def main() -> None:
     train = collect_unit_inputs(reference, calib, desc="calibration")
     test = collect_unit_inputs(reference, held, desc="held-out")
     qcfg, dcfg = QuantizationConfig(), DistillConfig(steps=args.steps, lr=args.lr)
+    pair_scores = PairScores(bake_text_embeddings(model), reference.spec.scoring.pair_scale)  # as export does
     rows = []
     for unit in ("detector", "clip_image", "hoi_head"):
         module = model.export_unit(unit).eval()
@@ -75,7 +77,7 @@ def main() -> None:
         fp32_ir = ov.convert_model(module, example_input=example)
         fp32 = ov.compile_model(fp32_ir, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         ptq = ov.compile_model(quantize_openvino(fp32_ir, unit, train[unit], qcfg), "CPU")
-        result = quantize_and_distill(module, unit, train[unit], qcfg, dcfg)
+        result = quantize_and_distill(module, unit, train[unit], qcfg, dcfg, pair_scores=pair_scores)
         kd = ov.compile_model(ov.convert_model(result.module, example_input=example), "CPU")
         rows.append((unit, mean_cosines(ptq, fp32, test[unit]), mean_cosines(kd, fp32, test[unit]),
                      result.loss_before, result.loss_after))
@@ -83,7 +85,7 @@ def main() -> None:
           f"lr {args.lr}\n")
     print("| Unit | Outputs | cos(PTQ INT8, FP32) | cos(distilled INT8, FP32) | distill loss before -> after |")
     print("| --- | --- | --- | --- | --- |")
-    names = {"detector": "logits, boxes, features", "clip_image": "global, patches", "hoi_head": "pair embeddings"}
+    names = {"detector": "logits, boxes, features", "clip_image": "global, patches", "hoi_head": "pair embeddings (+ pair logits in the loss)"}
     for unit, ptq_c, kd_c, before, after in rows:
         fmt = lambda cs: ", ".join(f"{c:.4f}" for c in cs)  # noqa: E731
         print(f"| {unit} | {names[unit]} | {fmt(ptq_c)} | {fmt(kd_c)} | {before:.5f} -> {after:.5f} |")
