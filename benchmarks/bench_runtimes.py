@@ -125,11 +125,18 @@ def readme_table(hico: ValidationReport, photos: ValidationReport, bench: Benchm
         rows.append([b.label, f"{b.spec.size_bytes / 2**20:.1f}",
                      *(["—" if full is None else f"{full:.2f}", "—" if drop is None else f"{drop:+.2f}"]
                        if with_map else []),
-                     f"{g.topk_overlap:.3f}" if g else "ref",
+                     agreement_cell(g),
                      f"{g.score_mae:.4f}" if g and g.score_mae is not None else "—", f"{b.latency.median_ms:.1f}",
                      f"{b.latency.p90_ms:.1f}", f"{b.latency.throughput_ips:.2f}", fmt_memory(b.memory),
                      f"{b.speedup:.2f}x"])
     return md_table(head, rows) + "\n\n" + caption(hico, photos, bench, random_init) + "\n"
+
+
+def agreement_cell(g) -> str:
+    """Top-k overlap, or n/a when the reference found no triplet (agreeing on nothing proves nothing)."""
+    if g is None:
+        return "ref"
+    return "n/a" if g.reference_triplets == 0 else f"{g.topk_overlap:.3f}"
 
 
 def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport, random_init: bool) -> str:

@@ -10,6 +10,7 @@ its logits, boxes, CLIP embeddings and pair embeddings stay above 0.98).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,29 @@ def test_int8_artifacts_are_really_quantized(artifact_factory):
         assert (et_int8 / f"{unit}.pte").stat().st_size < 0.5 * (et_fp32 / f"{unit}.pte").stat().st_size, unit
     m = Manifest.read(ov_int8)
     assert m.precision == "int8" and ".*class_embed.*" in m.quantization["detector"]["ignored_patterns"]
+
+
+def _matmul_inputs(xml: Path) -> dict[str, list[str]]:
+    import openvino as ov
+
+    return {op.get_friendly_name(): [i.get_source_output().get_node().get_type_name() for i in op.inputs()]
+            for op in ov.Core().read_model(str(xml)).get_ops() if op.get_type_name() == "MatMul"}
+
+
+@pytest.mark.slow
+def test_openvino_int8_keeps_the_sensitive_layers_in_fp(artifact_factory):
+    """The ignored scope really matches: score/box heads and the decoder's projection into CLIP space keep FP32
+    weight constants and unquantized inputs, while the other linear layers read FakeQuantize'd activations."""
+    folder = artifact_factory("openvino", "int8")
+    for unit, sensitive in (("detector", ("class_embed", "bbox_embed")), ("hoi_head", ("decoder.out_proj",))):
+        matmuls = _matmul_inputs(folder / f"{unit}.xml")
+        kept = {n: ins for n, ins in matmuls.items() if any(f"module.{s}" in n for s in sensitive)}
+        assert len(kept) >= len(sensitive), (unit, list(matmuls))
+        for name, ins in kept.items():
+            assert "FakeQuantize" not in ins and "Constant" in ins, (name, ins)        # FP32 weights, FP inputs
+        quantized = [n for n, ins in matmuls.items() if n not in kept and "FakeQuantize" in ins]
+        # the rest is INT8, except what reads constants only (DETR's first decoder layer sees its zero target)
+        assert len(quantized) >= 0.7 * (len(matmuls) - len(kept)), (unit, matmuls)
 
 
 @pytest.mark.slow
