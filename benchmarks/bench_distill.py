@@ -23,8 +23,8 @@ SHARED = REPO.parent / "shared" / "data"
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 
-from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images  # noqa: E402
 from compress.bake import bake_text_embeddings  # noqa: E402
+from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images  # noqa: E402
 from compress.distill import DistillConfig, PairScores, quantize_and_distill  # noqa: E402
 from compress.quantize import QuantizationConfig, quantize_openvino  # noqa: E402
 from hoi_edge.checkpoint import load_model  # noqa: E402

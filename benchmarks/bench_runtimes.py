@@ -32,8 +32,15 @@ if str(REPO) not in sys.path:            # running from a checkout without insta
     sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
-from hoi_edge.validate import (BenchmarkConfig, BenchmarkReport, Thresholds, ValidateConfig,  # noqa: E402
-                               ValidationReport, benchmark, validate)
+from hoi_edge.validate import (  # noqa: E402
+    BenchmarkConfig,
+    BenchmarkReport,
+    Thresholds,
+    ValidateConfig,
+    ValidationReport,
+    benchmark,
+    validate,
+)
 from hoi_edge.validate.report import fmt_memory, md_table, speedup_header  # noqa: E402
 
 ALL_TARGETS = ("openvino", "onnx", "executorch")
