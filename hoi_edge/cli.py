@@ -120,12 +120,12 @@ def export(target: str, model: str, out: str, precision: str, int8: bool, calib:
         distill=DistillConfig(steps=distill_steps, lr=distill_lr) if distill_steps else None,
         overwrite=overwrite,
     )
-    check_config(cfg)              # option errors first: resolving 'default' may build or download a model
+    checked = check_config(cfg)    # option errors first: resolving 'default' may build or download a model
     if model in (None, "default"):
         from hoi_edge.defaults import default_checkpoint
 
         cfg.checkpoint = str(default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights))
-    path = export_artifact(cfg)
+    path = export_artifact(cfg, checked=checked)
     size = sum(f.stat().st_size for f in path.iterdir()) / 2**20
     click.echo(f"wrote {target}/{precision} artifact to {path} ({size:.1f} MiB)")
 

@@ -53,7 +53,16 @@ def target_module(target: str) -> ModuleType:
     return importlib.import_module(TARGET_MODULES[target])
 
 
-def check_config(cfg: ExportConfig) -> ModuleType:
+@dataclass(frozen=True)
+class CheckedExport:
+    """What :func:`check_config` established: the target module and the image lists it verified."""
+
+    module: ModuleType
+    calibration: list[Path] | None
+    validation: list[Path] | None
+
+
+def check_config(cfg: ExportConfig) -> CheckedExport:
     """Every user error is raised here, before any slow work (model build or download) starts."""
     module = target_module(cfg.target)
     if cfg.precision not in module.PRECISIONS:
@@ -71,10 +80,9 @@ def check_config(cfg: ExportConfig) -> ModuleType:
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise ExportError(f"output {out} already exists (use --overwrite to replace it)")
-    for images in (cfg.calibration, cfg.validation):
-        if images is not None:
-            list_images(images)
-    return module
+    calibration = list_images(cfg.calibration) if cfg.calibration is not None else None
+    validation = list_images(cfg.validation) if cfg.validation is not None else None
+    return CheckedExport(module, calibration, validation)
 
 
 def _check_accuracy_control(cfg: ExportConfig) -> None:
@@ -106,8 +114,10 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
-    module = check_config(cfg)
+def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedExport | None = None) -> Path:
+    """Write the artifact folder; ``checked`` is :func:`check_config`'s result when the caller ran it already."""
+    checked = checked or check_config(cfg)
+    module = checked.module
     model = load_model(cfg.checkpoint, vocabulary=cfg.vocabulary)
     reference = detector_from_model(model)
     spec = reference.spec
@@ -115,9 +125,9 @@ def export_artifact(cfg: ExportConfig, progress: bool = True) -> Path:
     text = bake_text_embeddings(model)          # once: the artifact's bank, and the distillation's pair scores
     samples = validation = None
     if cfg.precision == "int8":
-        samples = collect_unit_inputs(reference, list_images(cfg.calibration), desc="calibration")
-        if cfg.validation is not None:
-            validation = collect_unit_inputs(reference, list_images(cfg.validation), desc="validation set")
+        samples = collect_unit_inputs(reference, checked.calibration, desc="calibration")
+        if checked.validation is not None:
+            validation = collect_unit_inputs(reference, checked.validation, desc="validation set")
     extra = {}
     if cfg.distill is not None:
         extra = {"distill": cfg.distill, "pair_scores": PairScores(text, spec.scoring.pair_scale)}
