@@ -41,20 +41,18 @@ from hoi_edge.validate import (  # noqa: E402
     benchmark,
     validate,
 )
-from hoi_edge.validate.report import fmt_memory, md_table, speedup_header  # noqa: E402
+from hoi_edge.targets_registry import TARGETS, runtime_packages, target_names  # noqa: E402
+from hoi_edge.validate.markdown import fmt_memory, md_table, speedup_header  # noqa: E402
 
-ALL_TARGETS = ("openvino", "onnx", "executorch")
-CAPTION_PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime", "executorch": "executorch"}
+ALL_TARGETS = target_names()
 
 
 def tiny_checkpoint(work: Path) -> Path:
-    """The test suite's tiny random-init CLIP4HOI (tests/conftest.py), saved once into ``work``."""
+    """The test suite's tiny random-init CLIP4HOI (hoi_edge.testing), saved once into ``work``."""
     path = work / "tiny.pt"
     if not path.is_file():
-        sys.path.insert(0, str(REPO / "tests"))
-        from conftest import make_tiny_model  # type: ignore[import-not-found]
-
         from hoi_edge.checkpoint import save_checkpoint
+        from hoi_edge.testing import make_tiny_model
 
         save_checkpoint(make_tiny_model(), path)
     return path
@@ -86,12 +84,12 @@ def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, ca
     from compress.calibration import CalibrationConfig
     from hoi_edge.checkpoint import file_sha256
     from hoi_edge.runtime.manifest import Manifest
-    from targets.export import ExportConfig, export_artifact, target_module
+    from targets.export import ExportConfig, export_artifact
 
     sha = file_sha256(checkpoint)
     out: list[tuple[Path, float]] = []
     for target in targets:
-        for precision in target_module(target).PRECISIONS:
+        for precision in TARGETS[target].precisions:
             if precisions and precision not in precisions:
                 continue
             folder = work / "artifacts" / f"{target}-{precision}"
@@ -139,6 +137,26 @@ def readme_table(hico: ValidationReport, photos: ValidationReport, bench: Benchm
     return md_table(head, rows) + "\n\n" + caption(hico, photos, bench, random_init) + "\n"
 
 
+def stage_gmacs(checkpoint: Path, bench: BenchmarkReport, threads: int | None) -> str:
+    """Per-stage table of every benchmarked backend: median ms and achieved GMAC/s next to the CPU's INT8
+    peak (ISA bound and an ideal INT8 MatMul's), MACs counted on the exported networks (``bench_stages.py``)."""
+    import os
+
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))
+    from bench_stages import (UNITS, measured_int8_peak, peak_caption, stage_table,  # type: ignore[import-not-found]
+                              unit_macs)
+    from hoi_edge.checkpoint import load_model
+
+    macs = unit_macs(load_model(checkpoint))
+    rows = {e.label: {u: e.latency.stages[u].median_ms / 1000.0 for u in UNITS if u in e.latency.stages}
+            for e in bench.entries}
+    threads = threads or os.cpu_count() or 1
+    peak, caption = peak_caption(threads, measured_int8_peak(threads))
+    return ("## Per stage (benchmark medians)\n\n" + stage_table(rows, macs, peak) + "\n\nMACs per call: "
+            + ", ".join(f"{u} {macs[u] / 1e9:.2f} G" for u in UNITS) + f"; {caption}\n")
+
+
 def agreement_cell(g) -> str:
     """Top-k overlap, or n/a when the reference found no triplet (agreeing on nothing proves nothing)."""
     if g is None:
@@ -150,7 +168,7 @@ def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkRe
     """Where and how the numbers were measured: CPU, threads, runs, data and the versions that ran."""
     env, s, k = bench.environment, bench.settings, photos.settings["top_k"]
     targets = {"pytorch"} | {e.spec.target for e in bench.entries}
-    wanted = ["hoi-edge", "torch", *(CAPTION_PACKAGES[t] for t in ALL_TARGETS if t in targets), "numpy",
+    wanted = ["hoi-edge", "torch", *runtime_packages(tuple(targets)), "numpy",
               "opencv-python-headless"]
     versions = ", ".join(f"{name} {env['versions'][name]}" for name in wanted if env["versions"].get(name))
     accuracy = ("random-init checkpoint, so no mAP columns (0 for every backend)" if random_init else
@@ -203,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                                                     args.reuse, precisions)]
     common = dict(reference=checkpoint, artifacts=artifacts, warmup=args.warmup, runs=args.validate_runs,
                   threads=args.threads,
-                  device=args.device, thresholds=Thresholds(max_map_drop=args.max_map_drop))
+                  device=args.device,
+                  # a random-init model finds nothing: latency is the point of those runs, not agreement
+                  thresholds=Thresholds(max_map_drop=args.max_map_drop,
+                                        allow_empty_reference=args.model is None or bool(args.random_preset)))
     hico = validate(ValidateConfig(data=args.hico, out=args.work / "validation-hico", **common))
     photos = validate(ValidateConfig(data=args.photos, out=args.work / "validation-photos", **common))
     print("\n## HICO-DET images (ground truth)\n")
@@ -215,8 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "benchmark.json").write_text(bench.to_json())
     print("## Benchmark (photos)\n")
     print(bench.to_markdown())
-    print("## README table (paste verbatim)\n")
-    print(readme_table(hico, photos, bench, random_init=args.model is None or bool(args.random_preset)))
+    table = readme_table(hico, photos, bench, random_init=args.model is None or bool(args.random_preset))
+    if bench.noisy:       # a busy machine gave 59-99x "speed-ups" once: such numbers are not for the README
+        print("## README table: NOT paste-ready, re-run on a quiet machine\n")
+        print("\n".join(f"- {reason}" for reason in bench.noisy) + "\n")
+        print("(for inspection only)\n")
+        print(table)
+    else:
+        print("## README table (paste verbatim)\n")
+        print(table)
+    print(stage_gmacs(checkpoint, bench, args.threads))
     print(f"reports: {args.work / 'validation-hico'}, {args.work / 'validation-photos'}, "
           f"{args.work / 'benchmark.json'}")
     return 0 if hico.passed and photos.passed else 3

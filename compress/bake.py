@@ -19,7 +19,7 @@ from hoi_edge.errors import ArtifactError, WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.postprocess import LabelMap
 from hoi_edge.runtime.artifact import pair_embedding_width
-from hoi_edge.runtime.manifest import FORMAT_VERSION, MANIFEST, TEXT_EMBEDDINGS, VOCABULARY, Manifest
+from hoi_edge.runtime.manifest import FORMAT_VERSION, MANIFEST, TEXT_EMBEDDINGS, VOCABULARY, Manifest, hash_files
 from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 
@@ -52,10 +52,13 @@ def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str 
     old ones, the manifest last: a crash between renames leaves a text bank whose fingerprint or
     sha256 disagrees with the manifest, which loading reports instead of using it.
     """
+    from hoi_edge.defaults import resolve_checkpoint
+
     folder = Path(folder)
     manifest = Manifest.read(folder)
     vocab = load_vocabulary(vocabulary)
     LabelMap.build(manifest.spec.detector_classes, vocab)          # unknown objects: VocabularyError, nothing written
+    checkpoint = resolve_checkpoint(checkpoint)                         # 'default': the same model as in export
     if not Path(checkpoint).is_file():
         raise WeightsError(f"checkpoint not found: {checkpoint}")
     if file_sha256(checkpoint) != manifest.source_checkpoint.get("sha256"):
@@ -68,9 +71,19 @@ def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str 
     with tempfile.TemporaryDirectory(prefix=".rebake-", dir=folder) as tmp:
         tmp_dir = Path(tmp)
         manifest.text_embeddings_sha256 = write_text_bank(tmp_dir, embeddings, vocab)
+        networks: list[str] = []
+        if manifest.layout == "end-to-end":      # the vocabulary is a constant of the one network: re-export it
+            from targets.end_to_end import rebake_network
+
+            networks = rebake_network(tmp_dir, manifest, Path(checkpoint), vocab, embeddings)
         manifest.vocabulary_fingerprint = vocab.fingerprint()
-        manifest.format_version = FORMAT_VERSION          # it now carries the sha256 field
-        manifest.write(tmp_dir)
-        for name in (TEXT_EMBEDDINGS, VOCABULARY, MANIFEST):
+        manifest.format_version = FORMAT_VERSION          # it now carries the sha256 fields
+        if manifest.files is not None:                    # the networks are unchanged: only the bank's hashes move
+            manifest.files.update({name: file_sha256(tmp_dir / name)
+                                   for name in (*networks, TEXT_EMBEDDINGS, VOCABULARY)})
+        else:
+            manifest.files = {**hash_files(folder), **hash_files(tmp_dir)}
+        manifest.write(tmp_dir, record_files=False)
+        for name in (*networks, TEXT_EMBEDDINGS, VOCABULARY, MANIFEST):
             os.replace(tmp_dir / name, folder / name)
     return manifest

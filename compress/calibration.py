@@ -4,6 +4,7 @@ inputs each export unit sees (so the HOI head is calibrated on real instance sel
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import numpy as np
 from tqdm import tqdm
 
 from hoi_edge.errors import InputFileError
-from hoi_edge.eval.groundtruth import load_groundtruth
+from hoi_edge.hico_json import read_hico_json
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.preprocess import load_image
-from hoi_edge.sources import IMAGE_SUFFIXES
+from hoi_edge.sources import list_image_files
+from hoi_edge.units import EXPORT_UNITS
 
 UnitSamples = dict[str, list[tuple[np.ndarray, ...]]]
 
@@ -31,16 +33,16 @@ class CalibrationConfig:
 def list_images(cfg: CalibrationConfig) -> list[Path]:
     """Image paths from a folder (recursively) or a HICO-format annotation file; shuffled, capped.
 
-    A json is read by the evaluator's ground-truth loader, so calibration accepts exactly the layouts
-    ``hoi-edge eval`` / ``validate`` do (fredzzhang ``filenames`` + ``annotation``, or ``images`` with
-    ``file_name``); listed images must exist, and the first missing ones are named.
+    A folder is listed by :func:`hoi_edge.sources.list_image_files` and a json read by
+    :func:`hoi_edge.hico_json.read_hico_json`, as ``hoi-edge validate --data`` and ``eval`` do, so the same
+    source selects the same images; listed images must exist, and the first missing ones are named.
     """
     src = Path(cfg.source)
     if src.is_dir():
-        paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = list_image_files(src)
     elif src.is_file() and src.suffix.lower() == ".json":
         base = Path(cfg.images_dir) if cfg.images_dir else src.parent
-        paths = [base / n for n in load_groundtruth(src).filenames]
+        paths = [base / n for n in read_hico_json(src, f"{cfg.role} annotation file").filenames]
     elif src.exists():
         raise InputFileError(f"{cfg.role} source {src} is neither a folder of images nor a HICO .json")
     else:
@@ -48,6 +50,11 @@ def list_images(cfg: CalibrationConfig) -> list[Path]:
     if not paths:
         raise InputFileError(f"{cfg.role} source {src} holds no images")
     random.Random(cfg.seed).shuffle(paths)
+    if len(paths) < cfg.max_images:       # say so: a 300-image subset silently made of 14 would mislead
+        print(f"hoi-edge: {cfg.role}: {src} holds {len(paths)} images, fewer than the {cfg.max_images} asked for "
+              f"(--calib-size); using all {len(paths)}", file=sys.stderr)
+    else:
+        print(f"hoi-edge: {cfg.role}: {cfg.max_images} of the {len(paths)} images in {src}", file=sys.stderr)
     paths = paths[: cfg.max_images]
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -63,7 +70,7 @@ class RecordingRunner:
 
     def __init__(self, runner) -> None:
         self.runner, self.name = runner, runner.name
-        self.samples: UnitSamples = {"detector": [], "clip_image": [], "hoi_head": []}
+        self.samples: UnitSamples = {unit: [] for unit in EXPORT_UNITS}
 
     def detector(self, images):
         self.samples["detector"].append((images,))

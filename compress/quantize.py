@@ -16,14 +16,23 @@ from typing import Any, Callable, Iterable
 import nncf
 import numpy as np
 
+from hoi_edge.model.detectors import FAMILIES
+
+from hoi_edge.similarity import mean_cosine
+
 UnitSample = tuple[np.ndarray, ...]
 DEFAULT_MAX_DROP = 0.01          # accuracy-aware INT8: allowed absolute drop of output cosine similarity
 
 # Node-name patterns kept in floating point, per unit (OpenVINO names carry the PyTorch module path).
+# The detector's come from its family (hoi_edge.model.detectors: DETR's class/box heads; NanoDet's GFL
+# class/box conv and box-integral MatMul), chosen by QuantizationConfig.detector_family.
 SENSITIVE_PATTERNS: dict[str, list[str]] = {
-    "detector": [r".*class_embed.*", r".*bbox_embed.*"],
+    "detector": list(FAMILIES["detr"].sensitive_layers),
     "clip_image": [r".*ln_post.*"],
     "hoi_head": [r".*decoder\.out_proj.*"],
+    # end-to-end network (hoi_edge.model.end_to_end): the CLIP resampling and the text-bank scoring, which the
+    # three-unit layout runs in FP32 NumPy, stay FP; plus every unit's own (see QuantizationConfig.ignored_scope)
+    "end_to_end": [r".*resample.*", r".*scorer.*", r".*select.*"],
 }
 
 
@@ -34,9 +43,15 @@ class QuantizationConfig:
     keep_sensitive_fp: bool = True
     max_drop: float | None = None            # enables accuracy-aware quantization (OpenVINO) when set
     extra_ignored: list[str] = field(default_factory=list)
+    detector_family: str = "detr"            # whose sensitive layers the detector unit keeps in FP (set by export)
 
     def ignored_scope(self, unit: str) -> nncf.IgnoredScope:
-        patterns = (SENSITIVE_PATTERNS.get(unit, []) if self.keep_sensitive_fp else []) + self.extra_ignored
+        sensitive = list(FAMILIES[self.detector_family].sensitive_layers) if unit == "detector" else \
+            SENSITIVE_PATTERNS.get(unit, [])
+        if unit == "end_to_end":      # one network holding all three units: each unit's sensitive layers
+            sensitive = list(FAMILIES[self.detector_family].sensitive_layers) + \
+                [p for u, ps in SENSITIVE_PATTERNS.items() if u != "detector" for p in ps]
+        patterns = (sensitive if self.keep_sensitive_fp else []) + self.extra_ignored
         return nncf.IgnoredScope(patterns=patterns, validate=False)
 
     def describe(self, unit: str, num_samples: int) -> dict[str, Any]:
@@ -47,15 +62,6 @@ class QuantizationConfig:
 
 def _dataset(samples: list[Any], to_inputs: Callable[[Any], Any]) -> nncf.Dataset:
     return nncf.Dataset(samples, to_inputs)
-
-
-def cosine_similarity(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """Mean over outputs of the cosine similarity to the reference (1.0 = identical)."""
-    sims = []
-    for o, r in zip(outputs, reference, strict=True):
-        a, b = np.asarray(o, dtype=np.float64).ravel(), np.asarray(r, dtype=np.float64).ravel()
-        sims.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
-    return float(np.mean(sims))
 
 
 def reference_items(model: Any, validation: list[UnitSample]) -> list[tuple[UnitSample, list[np.ndarray]]]:
@@ -73,7 +79,7 @@ def reference_items(model: Any, validation: list[UnitSample]) -> list[tuple[Unit
 def similarity_to_reference(compiled: Any, items: Iterable[tuple[UnitSample, list[np.ndarray]]]
                             ) -> tuple[float, list[float]]:
     """NNCF ``validation_fn``: mean cosine similarity to each item's own FP32 reference, and per item."""
-    per_item = [cosine_similarity(list(compiled(list(sample)).values()), ref) for sample, ref in items]
+    per_item = [mean_cosine(list(compiled(list(sample)).values()), ref) for sample, ref in items]
     return float(np.mean(per_item)), per_item
 
 
@@ -131,9 +137,24 @@ def fold_constants(model: Any) -> Any:
 
 def quantize_onnx(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig) -> Any:
     """INT8 onnx.ModelProto (QDQ) from an FP32 one."""
+    return quantize_onnx_with_report(model, unit, samples, cfg)[0]
+
+
+def quantize_onnx_with_report(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig
+                              ) -> tuple[Any, dict[str, Any]]:
+    """:func:`quantize_onnx`, plus how many Gemm biases became int32.
+
+    NNCF leaves Gemm biases in float, and ONNX Runtime then keeps those layers as float Gemms fed by a
+    DequantizeLinear of the weight (slower than FP32); int32 biases let it fuse them into QGemm
+    (see :mod:`compress.onnx_qdq`).
+    """
+    from compress.onnx_qdq import quantize_gemm_biases
+
     model = fold_constants(model)
     names = [i.name for i in model.graph.input]
     calib = _dataset(samples, lambda s: dict(zip(names, s)))
-    return nncf.quantize(model, calib, subset_size=min(cfg.subset_size, len(samples)),
-                         fast_bias_correction=cfg.fast_bias_correction, model_type=nncf.ModelType.TRANSFORMER,
-                         ignored_scope=cfg.ignored_scope(unit))
+    quantized = nncf.quantize(model, calib, subset_size=min(cfg.subset_size, len(samples)),
+                              fast_bias_correction=cfg.fast_bias_correction, model_type=nncf.ModelType.TRANSFORMER,
+                              ignored_scope=cfg.ignored_scope(unit))
+    quantized, biases = quantize_gemm_biases(quantized)
+    return quantized, {"int32_gemm_biases": biases}

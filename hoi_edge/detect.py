@@ -1,67 +1,179 @@
-"""``detect`` as a library call: run a detector over an image, video or camera and write the results."""
+"""``detect`` as a library call: run a detector over an image, a folder or glob of images, a video or a
+camera, and write the annotated output and the detections as JSON lines.
+
+The JSON lines are the evaluator's prediction format (``hoi-edge eval --pred`` reads them as they
+are): one object per image, ``{"image": NAME, "detections": [{"hoi", "score", "human_box",
+"object_box", ...}, ...]}``, with a line for every image even when it has no detection. ``NAME``
+is the file name (HICO-DET's GT names images by file name); ``source`` (the path given) and, for
+video and camera frames, ``frame`` (0-based index; ``image`` is then ``<stem>_frame<N>``) are extra
+keys the evaluator ignores.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from hoi_edge.draw import draw_detections
+import numpy as np
+
+from hoi_edge.atomic import atomic_output, check_writable
+from hoi_edge.draw import draw_prediction
+from hoi_edge.errors import InputFileError
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.postprocess import HOIDetection
-from hoi_edge.atomic import atomic_output
-from hoi_edge.sources import Source, VideoWriter, iter_frames, video_fps, write_image
+from hoi_edge.sources import IMAGE_SUFFIXES, Source, SourceStats, VideoWriter, iter_frames, video_fps, write_image
+from hoi_edge.stream import StreamStats, predict_stream
+
+_GLOB_CHARS = set("*?[")
 
 
 @dataclass
 class DetectOptions:
+    """``out``: the annotated image/video, or a folder for a folder or glob of images (default: in the
+    working directory, never next to the input). ``json_out``: the JSON-lines file."""
+
     out: str | None = None
     json_out: str | None = None
     top: int = 10
     min_score: float = 0.0
     max_frames: int | None = None
+    draw: bool = True
+    pipeline: bool = True          # video/camera/stream: overlap the stages (hoi_edge.stream); same detections
+    drop_frames: bool = False      # live sources: skip frames the pipeline has no room for (counted)
     written: list[Path] = field(default_factory=list)
+    stream_stats: StreamStats = field(default_factory=StreamStats)
+    source_stats: SourceStats = field(default_factory=SourceStats)
 
 
-def default_output(source: Source) -> Path | None:
+def image_list(spec: str) -> list[Path] | None:
+    """The images a folder or a glob pattern names (sorted), or ``None`` for a single source."""
+    if "://" in spec:
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InputFileError(f"{spec}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return images
+    if _GLOB_CHARS & set(spec) and not path.exists():
+        images = sorted(Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InputFileError(f"no image matches {spec!r}")
+        return images
+    return None
+
+
+def default_output(spec: str) -> Path | None:
+    """Where the annotated result goes without ``--out``: the working directory (the input's folder is
+    often a data set that calibration, validation or tests read). ``None`` for a camera."""
+    images = image_list(spec)
+    if images is not None:
+        base = Path(spec.rstrip("/")).name if Path(spec).is_dir() else "detect"
+        return Path.cwd() / f"{base}_hoi"
+    source = Source.parse(spec)
     if source.kind == "camera":
         return None
     p = Path(source.location)
-    return p.with_name(f"{p.stem}_hoi{'.mp4' if source.kind == 'video' else p.suffix}")
+    return Path.cwd() / f"{p.stem}_hoi{'.mp4' if source.kind == 'video' else p.suffix}"
 
 
-def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterator[tuple[int, list[HOIDetection]]]:
-    """Yield (frame index, detections) per frame while writing the annotated output and JSON lines."""
-    source = Source.parse(spec)
-    out = Path(opts.out) if opts.out else default_output(source)
-    video = VideoWriter(out, video_fps(source)) if out and source.kind != "image" else None
+def check_outputs(spec: str, opts: DetectOptions) -> Path | None:
+    """Resolve and check the outputs before any model is loaded: one line if they cannot be written."""
+    out = Path(opts.out) if opts.out else default_output(spec) if opts.draw else None
+    if out is not None:
+        if image_list(spec) is not None and out.suffix.lower() in IMAGE_SUFFIXES:
+            raise InputFileError(f"--out {out}: {spec} names several images, so --out must be a folder")
+        check_writable(out, "--out")
+    if opts.json_out:
+        check_writable(opts.json_out, "--json")
+    return out
+
+
+def detection_record(name: str, dets: list[HOIDetection], **extra: object) -> dict:
+    """One JSON line: the evaluator's ``{"image", "detections"}`` plus ``extra`` keys it ignores."""
+    return {"image": name, "detections": [d.to_dict() for d in dets], **extra}
+
+
+def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterator[tuple[str, list[HOIDetection]]]:
+    """Yield (image or frame name, detections) while writing the annotated output and JSON lines."""
+    out = check_outputs(spec, opts)
+    images = image_list(spec)
     json_ctx = atomic_output(opts.json_out) if opts.json_out else None
-    json_file = open(json_ctx.__enter__(), "w") if json_ctx else None
-    ok, frames = False, 0
+    json_file: IO[str] | None = open(json_ctx.__enter__(), "w") if json_ctx else None
+    state = {"keep": False}       # set when a stopped camera has recorded frames worth keeping
     try:
-        for i, frame in enumerate(iter_frames(source, opts.max_frames)):
-            dets = detector.predict(frame)
-            drawn = draw_detections(frame, dets, top=opts.top, min_score=opts.min_score) if out else None
+        if images is not None:
+            yield from _run_images(detector, spec, images, out, json_file, opts)
+        else:
+            yield from _run_stream(detector, spec, out, json_file, opts, state)
+        state["keep"] = True
+    finally:
+        if json_file is not None:
+            json_file.close()
+            if state["keep"]:
+                json_ctx.__exit__(None, None, None)
+                opts.written.append(Path(opts.json_out))
+            else:
+                json_ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def _draw(detector: HOIDetector, image: np.ndarray, pred, opts: DetectOptions) -> np.ndarray:
+    return draw_prediction(image, pred, top=opts.top, min_score=opts.min_score,
+                           class_names=detector.spec.detector_classes)
+
+
+def _run_images(detector: HOIDetector, spec: str, images: list[Path], out: Path | None, json_file: IO[str] | None,
+                opts: DetectOptions) -> Iterator[tuple[str, list[HOIDetection]]]:
+    from hoi_edge.preprocess import load_image
+
+    for path in images:
+        image = load_image(path)
+        pred = detector.run(image)
+        if out is not None:
+            target = out / f"{path.stem}_hoi{path.suffix}"
+            write_image(target, _draw(detector, image, pred, opts))
+            opts.written.append(target)
+        if json_file is not None:
+            json_file.write(json.dumps(detection_record(path.name, pred.detections, source=str(path))) + "\n")
+        yield path.name, pred.detections
+
+
+def _run_stream(detector: HOIDetector, spec: str, out: Path | None, json_file: IO[str] | None,
+                opts: DetectOptions, state: dict[str, bool]) -> Iterator[tuple[str, list[HOIDetection]]]:
+    source = Source.parse(spec)
+    video = VideoWriter(out, video_fps(source)) if out and source.kind != "image" else None
+    ok, frames = False, 0
+    stem = Path(source.location).stem if source.kind != "camera" else f"camera{source.location}"
+    if opts.drop_frames and not source.live:
+        raise InputFileError(f"--drop-frames is for live sources (camera, stream URL), not {spec}")
+    source_frames = iter_frames(source, opts.max_frames, stats=opts.source_stats)
+    try:
+        for result in predict_stream(detector, source_frames, pipelined=opts.pipeline and source.kind != "image",
+                                     drop_frames=opts.drop_frames, stats=opts.stream_stats):
+            i, frame, pred = result.index, result.frame, result.prediction
+            drawn = _draw(detector, frame, pred, opts) if out else None
             if video is not None:
                 video.write(drawn)
             elif out is not None:
                 write_image(out, drawn)
-            if json_file:
-                json_file.write(json.dumps({"frame": i, "source": spec,
-                                            "detections": [d.to_dict() for d in dets]}) + "\n")
+            if source.kind == "image":
+                name, extra = Path(source.location).name, {"source": spec}
+            else:
+                name, extra = f"{stem}_frame{i:06d}", {"source": spec, "frame": i}
+            if json_file is not None:
+                json_file.write(json.dumps(detection_record(name, pred.detections, **extra)) + "\n")
             frames += 1
-            yield i, dets
+            yield name, pred.detections
         ok = True
     finally:
         # a camera ends when the user stops it (Ctrl-C): keep what was recorded; a file must finish
         keep = ok or (source.live and frames > 0)
+        state["keep"] = keep
         if video is not None:
             video.close(keep)
-        if json_file:
-            json_file.close()
-            json_ctx.__exit__(None if keep else RuntimeError, None if keep else RuntimeError("aborted"), None)
         if keep and out is not None:
             opts.written.append(out)
-        if keep and opts.json_out:
-            opts.written.append(Path(opts.json_out))

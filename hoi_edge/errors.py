@@ -29,3 +29,7 @@ class ArtifactError(HOIEdgeError):
 
 class ExportError(HOIEdgeError):
     """Export was asked for something impossible (unknown target, bad option)."""
+
+
+class DeviceError(HOIEdgeError):
+    """A device or execution provider that is malformed, unknown, or not present on this machine."""

@@ -8,17 +8,18 @@ and the PyTorch model comparable stage by stage.
 
 from __future__ import annotations
 
+import importlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from hoi_edge.errors import VocabularyError
-from hoi_edge.postprocess import (HOIDetection, Instances, LabelMap, ScoringParams, head_inputs,
-                                  score_pairs, select_instances, top_detections)
-from hoi_edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, check_image, load_image
+from hoi_edge.postprocess import HOIDetection, Instances, LabelMap, head_inputs, score_pairs, top_detections
+from hoi_edge.preprocess import check_image, load_image
+from hoi_edge.spec import PipelineSpec  # noqa: F401  (re-exported: its historic home)
 from hoi_edge.vocabulary import Vocabulary
 
 STAGES = ("preprocess", "detector", "clip_image", "hoi_head", "postprocess")
@@ -35,36 +36,6 @@ class StageRunner(Protocol):
 
     def hoi_head(self, features: np.ndarray, boxes: np.ndarray, valid: np.ndarray, human: np.ndarray,
                  patches: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass
-class PipelineSpec:
-    """Sizes, label space and scoring constants: what an artifact manifest must carry besides the networks."""
-
-    detector_size: int
-    clip_size: int
-    clip_mean: tuple[float, ...]
-    clip_std: tuple[float, ...]
-    detector_classes: tuple[str, ...]
-    max_instances: int
-    box_score_threshold: float
-    nms_threshold: float
-    max_detections: int
-    scoring: ScoringParams
-    detector_mean: tuple[float, ...] = IMAGENET_MEAN
-    detector_std: tuple[float, ...] = IMAGENET_STD
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PipelineSpec":
-        d = dict(data)
-        d["scoring"] = ScoringParams(**d["scoring"])
-        for key in ("clip_mean", "clip_std", "detector_classes", "detector_mean", "detector_std"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
 
 
 @dataclass
@@ -89,8 +60,8 @@ class HOIDetector:
         self.manifest: Any = None          # the artifact's Manifest when loaded from an artifact folder
         self.labels = LabelMap.build(spec.detector_classes, vocab)
         self._hoi_object = vocab.hoi_object
-        self._det_letterbox = Letterbox(spec.detector_size, spec.detector_mean, spec.detector_std)
-        self._clip_letterbox = Letterbox(spec.clip_size, spec.clip_mean, spec.clip_std)
+        self._det_letterbox = spec.detector_transform()
+        self._clip_letterbox = spec.clip_transform()
 
     @property
     def backend(self) -> str:
@@ -100,43 +71,66 @@ class HOIDetector:
     def from_checkpoint(cls, path: str | Path, vocabulary: str | Path | Vocabulary | None = None,
                         device: str = "cpu") -> "HOIDetector":
         """Full-precision PyTorch model from a hoi-edge checkpoint; ``vocabulary`` re-targets the classes."""
-        from hoi_edge.checkpoint import load_model
-        from hoi_edge.runtime.torch_runner import detector_from_model
-
-        return detector_from_model(load_model(path, vocabulary=vocabulary), device=device)
+        return _constructor("checkpoint")(path, vocabulary=vocabulary, device=device)
 
     @classmethod
-    def from_artifact(cls, path: str | Path) -> "HOIDetector":
-        """An exported artifact folder (OpenVINO, ONNX Runtime or ExecuTorch), backend chosen by its manifest."""
-        from hoi_edge.runtime.artifact import load_artifact
+    def from_artifact(cls, path: str | Path, device: str | None = None, num_threads: int | None = None,
+                      throughput: bool = False) -> "HOIDetector":
+        """An exported artifact folder (OpenVINO, ONNX Runtime or ExecuTorch), backend chosen by its manifest.
 
-        return load_artifact(path)
+        ``device``: one device for all units or ``detector=GPU,clip_image=NPU,hoi_head=CPU`` (OpenVINO device
+        strings, ONNX Runtime providers in priority order, ExecuTorch ``xnnpack``; see
+        :mod:`hoi_edge.runtime.devices`); ``throughput``: compile for pipelined streams (:mod:`hoi_edge.stream`)."""
+        return _constructor("artifact")(path, num_threads=num_threads, device=device, throughput=throughput)
 
-    def run(self, image: np.ndarray | str | Path) -> Prediction:
-        t: dict[str, float] = {}
-        start = time.perf_counter()
+    def prepare(self, image: np.ndarray | str | Path) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """(original height and width, detector input, CLIP input) of one RGB image or image file."""
         if isinstance(image, (str, Path)):
             image = load_image(image)
         image = check_image(image)
-        hw = image.shape[:2]
-        det_in, clip_in = self._det_letterbox(image), self._clip_letterbox(image)
+        return image.shape[:2], self._det_letterbox(image), self._clip_letterbox(image)
+
+    def select(self, hw: tuple[int, int], detector_out: tuple[np.ndarray, ...]) -> Instances:
+        """The instances (humans and objects) the HOI head pairs up, from the detector's outputs."""
+        return self.spec.select(*detector_out, self.labels, hw)
+
+    def score(self, inst: Instances, pair_emb: np.ndarray, global_emb: np.ndarray) -> list[HOIDetection]:
+        """Final triplets from the HOI head's pair embeddings and the CLIP global embedding."""
+        s = self.spec
+        scores = score_pairs(pair_emb, global_emb, self.text_embeddings, inst, self._hoi_object, s.scoring)
+        return top_detections(scores, inst, self.vocab, s.max_detections)
+
+    def run(self, image: np.ndarray | str | Path) -> Prediction:
+        """One image through every stage in turn, timing each (:mod:`hoi_edge.stream` overlaps them)."""
+        t: dict[str, float] = {}
+        start = time.perf_counter()
+        hw, det_in, clip_in = self.prepare(image)
         t["preprocess"] = _lap(t, start)
-        logits, boxes, feats = self.runner.detector(det_in)
+        det_out = self.runner.detector(det_in)
         t["detector"] = _lap(t, start)
         global_emb, patches = self.runner.clip_image(clip_in)
         t["clip_image"] = _lap(t, start)
-        s = self.spec
-        inst = select_instances(logits, boxes, feats, self.labels, hw, s.detector_size, s.max_instances,
-                                s.box_score_threshold, s.nms_threshold)
+        inst = self.select(hw, det_out)
         pair_emb = self.runner.hoi_head(*head_inputs(inst, hw), patches)
         t["hoi_head"] = _lap(t, start)
-        scores = score_pairs(pair_emb, global_emb, self.text_embeddings, inst, self._hoi_object, s.scoring)
-        dets = top_detections(scores, inst, self.vocab, s.max_detections)
+        dets = self.score(inst, pair_emb, global_emb)
         t["postprocess"] = _lap(t, start)
         return Prediction(detections=dets, instances=inst, timings=t)
 
     def predict(self, image: np.ndarray | str | Path) -> list[HOIDetection]:
         return self.run(image).detections
+
+
+#: HOIDetector's constructors from files, as "module:function", resolved when called. They live in
+#: :mod:`hoi_edge.runtime`, the layer above this one that imports it; naming them instead of importing
+#: them keeps the dependency one-way (runtime -> pipeline), which tests/test_import_graph.py checks.
+CONSTRUCTORS = {"checkpoint": "hoi_edge.runtime.torch_runner:detector_from_checkpoint",
+                "artifact": "hoi_edge.runtime.artifact:load_artifact"}
+
+
+def _constructor(kind: str) -> Callable[..., HOIDetector]:
+    module, _, name = CONSTRUCTORS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _lap(timings: dict[str, float], start: float) -> float:

@@ -10,25 +10,13 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from hoi_edge.conventions import PROBABILITIES, SCORE_KINDS, SOFTMAX_NO_OBJECT
 from hoi_edge.errors import VocabularyError
+from hoi_edge.preprocess import LETTERBOX, boxes_to_pixels
+from hoi_edge.scoring import ScoringParams, clip_logits  # noqa: F401  (ScoringParams: re-exported, its old home)
 from hoi_edge.vocabulary import Vocabulary, normalize_name
 
 PERSON = "person"
-
-
-@dataclass
-class ScoringParams:
-    """Everything the runtime needs to turn embeddings into HOI scores (no torch required)."""
-
-    pair_scale: float
-    pair_bias: float
-    global_scale: float
-    global_bias: float
-    global_weight: float
-    detector_score_power: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -102,19 +90,30 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def class_probabilities(scores: np.ndarray, score_kind: str) -> np.ndarray:
+    """(N, C') raw detector scores of one image -> (N, C) per-class probabilities."""
+    if score_kind == SOFTMAX_NO_OBJECT:
+        return softmax(scores.astype(np.float32))[:, :-1]
+    if score_kind == PROBABILITIES:
+        return scores.astype(np.float32)
+    raise ValueError(f"score kind must be one of {SCORE_KINDS}, not {score_kind!r}")
+
+
 def select_instances(logits: np.ndarray, boxes: np.ndarray, features: np.ndarray, labels: LabelMap,
                      image_hw: tuple[int, int], letterbox_size: int, max_instances: int,
-                     score_threshold: float, nms_threshold: float) -> Instances:
-    """DETR outputs for one image -> the top-K instances of classes the vocabulary uses, after class-wise NMS."""
-    probs = softmax(logits[0].astype(np.float32))[:, :-1] * labels.relevant()[None, :]
+                     score_threshold: float, nms_threshold: float | None,
+                     score_kind: str = SOFTMAX_NO_OBJECT, resize: str = LETTERBOX) -> Instances:
+    """Detector outputs for one image -> the top-K instances of classes the vocabulary uses.
+
+    Per candidate the best relevant class and its probability (``score_kind``), the score
+    threshold, class-wise NMS (skipped when ``nms_threshold`` is None), then the K best.
+    Boxes are mapped to original pixels by the input transform's rule (``resize``).
+    """
+    probs = class_probabilities(logits[0], score_kind) * labels.relevant()[None, :]
     classes, scores = probs.argmax(1), probs.max(1)
-    h, w = image_hw
-    scale = letterbox_size / max(h, w)
-    cx, cy, bw, bh = (boxes[0].astype(np.float32) * letterbox_size / scale).T
-    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-    xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+    xyxy = boxes_to_pixels(boxes[0], image_hw, letterbox_size, resize)
     cand = np.flatnonzero(scores >= score_threshold)
-    if cand.size:
+    if cand.size and nms_threshold is not None:
         xywh = np.concatenate([xyxy[cand, :2], xyxy[cand, 2:] - xyxy[cand, :2]], 1)
         kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[cand].tolist(), classes[cand].tolist(),
                                        float(score_threshold), float(nms_threshold))
@@ -152,14 +151,22 @@ def score_pairs(pair_emb: np.ndarray, global_emb: np.ndarray, text: np.ndarray, 
                 hoi_object: np.ndarray, params: ScoringParams) -> np.ndarray:
     """(K*K, C) final HOI scores: integrate pairwise + global CLIP scores, object prior and detector scores."""
     k = inst.valid.size
-    pair = sigmoid(params.pair_scale * (pair_emb.reshape(k * k, -1) @ text.T) + params.pair_bias)
-    glob = sigmoid(params.global_scale * (global_emb.reshape(-1) @ text.T) + params.global_bias)
+    pair = sigmoid(clip_logits(pair_emb.reshape(k * k, -1), text, params.pair_scale, params.pair_bias))
+    glob = sigmoid(clip_logits(global_emb.reshape(-1), text, params.global_scale, params.global_bias))
     w = params.global_weight
     scores = (1.0 - w) * pair + w * glob[None, :]
     det = np.power(np.outer(inst.scores, inst.scores), params.detector_score_power).reshape(-1)
-    obj_of_pair = np.tile(inst.objects, k)                      # object j of pair (i, j)
-    prior = obj_of_pair[:, None] == hoi_object[None, :]
-    return scores * det[:, None] * prior * feasible_pairs(inst)[:, None]
+    return scores * det[:, None] * pair_class_prior(inst, hoi_object)
+
+
+def pair_class_prior(inst: Instances, hoi_object: np.ndarray) -> np.ndarray:
+    """(K*K, C) bool: the (pair, class) entries that can score, used at test time and for the training loss.
+
+    A feasible pair (:func:`feasible_pairs`) and a class whose object is the pair's detected object
+    (the object prior: 'ride horse' is never scored on a detected bicycle).
+    """
+    obj_of_pair = np.tile(inst.objects, inst.valid.size)          # object j of pair (i, j)
+    return feasible_pairs(inst)[:, None] & (obj_of_pair[:, None] == hoi_object[None, :])
 
 
 def top_detections(scores: np.ndarray, inst: Instances, vocab: Vocabulary, max_detections: int,

@@ -1,4 +1,5 @@
-"""Image loading and letterboxing in NumPy/OpenCV, shared by PyTorch and every exported runtime."""
+"""Image loading, the network input transform (letterbox or stretch) and its box mapping, in NumPy/OpenCV,
+shared by PyTorch, training and every exported runtime."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hoi_edge.conventions import (CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, LETTERBOX,  # noqa: F401
+                                  RESIZE_MODES, STRETCH)
 from hoi_edge.errors import InputFileError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -37,22 +37,74 @@ def check_image(image: np.ndarray, source: str = "image") -> np.ndarray:
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Scale-to-fit into a square, padded bottom/right: box coords map back with one division."""
+    """A detector's / CLIP's input transform: resize into an S x S square, channel order, normalise.
+
+    ``resize='letterbox'`` scales to fit (aspect kept), padded bottom/right with the mean colour;
+    ``'stretch'`` resizes each axis to S (aspect not kept, as upstream NanoDet). ``mean``/``std``
+    are in 0..1 pixel units and in the network's channel order (``channels``). Boxes the network
+    returns in this input map back to image pixels with :meth:`boxes_to_pixels`, the one rule
+    for that (inference, training targets and export share it).
+    """
 
     size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resize: str = LETTERBOX
+    channels: str = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize mode must be one of {RESIZE_MODES}, not {self.resize!r}")
+        if self.channels not in CHANNEL_ORDERS:
+            raise ValueError(f"channel order must be one of {CHANNEL_ORDERS}, not {self.channels!r}")
 
     def scale(self, height: int, width: int) -> float:
+        """The letterbox scale (input pixels per image pixel); stretch mode has one per axis, see boxes_to_pixels."""
         return self.size / max(height, width)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 (H,W,3) -> float32 (1,3,S,S) normalised; padding is 0 after normalisation (the mean colour)."""
         h, w = image.shape[:2]
+        if self.channels == "bgr":
+            image = image[..., ::-1]
+        if self.resize == STRETCH:
+            # bilinear, as upstream NanoDet's warpPerspective resize
+            resized = cv2.resize(np.ascontiguousarray(image), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            return _normalise(resized, self.mean, self.std)
         s = self.scale(h, w)
         nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
-        x = (resized.astype(np.float32) / 255.0 - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        out = np.zeros((self.size, self.size, 3), np.float32)
-        out[:nh, :nw] = x
-        return np.ascontiguousarray(out.transpose(2, 0, 1)[None])
+        resized = cv2.resize(np.ascontiguousarray(image), (nw, nh),
+                             interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
+        out = np.zeros((1, 3, self.size, self.size), np.float32)
+        out[:, :, :nh, :nw] = _normalise(resized, self.mean, self.std)
+        return out
+
+    def boxes_to_pixels(self, boxes: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+        """See :func:`boxes_to_pixels`."""
+        return boxes_to_pixels(boxes, image_hw, self.size, self.resize)
+
+
+def _normalise(resized: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    x = (resized.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def boxes_to_pixels(boxes: np.ndarray, image_hw: tuple[int, int], input_size: int,
+                    resize: str = LETTERBOX) -> np.ndarray:
+    """(N,4) cx,cy,w,h normalised by the network input (0..1) -> (N,4) x1,y1,x2,y2 original-image pixels, clipped.
+
+    Letterbox: one scale for both axes (the longer image side fills the input); stretch: x by the
+    image width, y by its height. The one rule for this mapping: instance selection, training
+    targets and every backend use it.
+    """
+    h, w = image_hw
+    boxes = np.asarray(boxes, np.float32)
+    if resize == LETTERBOX:
+        scale = input_size / max(h, w)
+        cx, cy, bw, bh = (boxes * input_size / scale).T
+    elif resize == STRETCH:
+        cx, cy, bw, bh = (boxes * np.asarray([w, h, w, h], np.float32)).T
+    else:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, not {resize!r}")
+    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+    return np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)

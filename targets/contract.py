@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from hoi_edge.model.clip4hoi import CLIP4HOI
+from hoi_edge.model.detectors import family
 from hoi_edge.pipeline import PipelineSpec
 
 
@@ -33,17 +34,16 @@ class UnitContract:
 
 
 def unit_contracts(model: CLIP4HOI, spec: PipelineSpec) -> dict[str, UnitContract]:
-    d = model.cfg.detector
-    k = spec.max_instances
+    k, d = spec.max_instances, model.detector_feature_dim     # the family's per-candidate feature width
     with torch.no_grad():
         _, patches = model.image_encoder()(torch.zeros(1, 3, spec.clip_size, spec.clip_size))
     n, e = patches.shape[1:]
     return {
         "detector": UnitContract("detector", {"images": (1, 3, spec.detector_size, spec.detector_size)},
-                                 ("logits", "boxes", "features")),
+                                 family(model.cfg.detector).output_names),
         "clip_image": UnitContract("clip_image", {"images": (1, 3, spec.clip_size, spec.clip_size)},
                                    ("global_embedding", "patches")),
-        "hoi_head": UnitContract("hoi_head", {"features": (1, k, d.hidden_dim), "boxes": (1, k, 4), "valid": (1, k),
+        "hoi_head": UnitContract("hoi_head", {"features": (1, k, d), "boxes": (1, k, 4), "valid": (1, k),
                                               "human": (1, k), "patches": (1, n, e)}, ("pair_embeddings",)),
     }
 

@@ -7,7 +7,7 @@ a failed or interrupted export never leaves a half-written artifact.
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +23,12 @@ from compress.quantize import QuantizationConfig
 from hoi_edge.atomic import atomic_directory
 from hoi_edge.checkpoint import file_sha256, load_model
 from hoi_edge.errors import ExportError
+from hoi_edge.provenance import random_init_parts
 from hoi_edge.runtime.manifest import Manifest, UnitSpec
 from hoi_edge.runtime.torch_runner import detector_from_model
+from hoi_edge.targets_registry import Target, export_packages, get_target, target_names
+from hoi_edge.units import EXPORT_UNITS
 from targets.contract import as_tensors, unit_contracts
-
-TARGET_MODULES = {"openvino": "targets.openvino_target", "onnx": "targets.onnx_target",
-                  "executorch": "targets.executorch_target"}
-UNITS = ("detector", "clip_image", "hoi_head")
-VERSIONED = ("hoi-edge", "torch", "open_clip_torch", "openvino", "onnx", "onnxruntime", "nncf", "executorch")
 
 
 @dataclass
@@ -45,18 +43,27 @@ class ExportConfig:
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     distill: DistillConfig | None = None         # INT8 OpenVINO: quantization-aware distillation from FP32
     overwrite: bool = False
+    end_to_end: bool = False                     # one network, image in -> triplets out (targets/end_to_end.py)
+
+
+def target_entry(target: str) -> Target:
+    """The registry entry of ``target`` (:mod:`hoi_edge.targets_registry`)."""
+    entry = get_target(target)
+    if entry is None:
+        raise ExportError(f"unknown target '{target}' (choose from {', '.join(target_names())})")
+    return entry
 
 
 def target_module(target: str) -> ModuleType:
-    if target not in TARGET_MODULES:
-        raise ExportError(f"unknown target '{target}' (choose from {', '.join(TARGET_MODULES)})")
-    return importlib.import_module(TARGET_MODULES[target])
+    """The exporter module of ``target`` (imports its toolchain)."""
+    return target_entry(target).load_exporter()
 
 
 @dataclass(frozen=True)
 class CheckedExport:
-    """What :func:`check_config` established: the target module and the image lists it verified."""
+    """What :func:`check_config` established: the target, its exporter module and the image lists it verified."""
 
+    target: Target
     module: ModuleType
     calibration: list[Path] | None
     validation: list[Path] | None
@@ -64,17 +71,21 @@ class CheckedExport:
 
 def check_config(cfg: ExportConfig) -> CheckedExport:
     """Every user error is raised here, before any slow work (model build or download) starts."""
-    module = target_module(cfg.target)
-    if cfg.precision not in module.PRECISIONS:
-        raise ExportError(f"target '{cfg.target}' supports precisions {module.PRECISIONS}, not '{cfg.precision}'")
+    target = target_entry(cfg.target)
+    if cfg.precision not in target.precisions:
+        raise ExportError(f"target '{cfg.target}' supports precisions {target.precisions}, not '{cfg.precision}'")
     if cfg.precision == "int8" and cfg.calibration is None:
         raise ExportError("INT8 needs calibration images: pass --calib DIR (a folder of images or a HICO json)")
-    _check_accuracy_control(cfg)
-    if cfg.target == "executorch" and (not cfg.quantization.keep_sensitive_fp or cfg.quantization.extra_ignored):
-        raise ExportError("--quantize-all / ignored layers apply to NNCF (openvino, onnx); executorch INT8 already "
-                          "quantizes every op the XNNPACK quantizer supports")
-    if cfg.distill is not None and (cfg.target, cfg.precision) != ("openvino", "int8"):
-        raise ExportError(f"distillation is available for openvino int8 exports, not {cfg.target} {cfg.precision}")
+    _check_accuracy_control(cfg, target)
+    if not target.ignored_layers and (not cfg.quantization.keep_sensitive_fp or cfg.quantization.extra_ignored):
+        raise ExportError(f"--quantize-all / ignored layers apply to NNCF ({_capable('ignored_layers')}); "
+                          f"{cfg.target} INT8 already quantizes every op its quantizer supports")
+    if cfg.distill is not None and not (target.distillation and cfg.precision == "int8"):
+        raise ExportError(f"distillation is available for {_capable('distillation')} int8 exports, "
+                          f"not {cfg.target} {cfg.precision}")
+    if cfg.end_to_end and (cfg.distill is not None or cfg.validation is not None):
+        raise ExportError("--end-to-end exports one network with post-training quantization only; "
+                          "distillation and accuracy-aware INT8 (--val) apply to the three-unit layout")
     if cfg.distill is not None and cfg.validation is not None:
         raise ExportError("choose either distillation or accuracy-aware quantization (--val), not both")
     out = Path(cfg.out)
@@ -82,18 +93,18 @@ def check_config(cfg: ExportConfig) -> CheckedExport:
         raise ExportError(f"output {out} already exists (use --overwrite to replace it)")
     calibration = list_images(cfg.calibration) if cfg.calibration is not None else None
     validation = list_images(cfg.validation) if cfg.validation is not None else None
-    return CheckedExport(module, calibration, validation)
+    return CheckedExport(target, target.load_exporter(), calibration, validation)
 
 
-def _check_accuracy_control(cfg: ExportConfig) -> None:
-    """--val / --max-drop mean NNCF accuracy-aware INT8, which only the OpenVINO target runs."""
+def _check_accuracy_control(cfg: ExportConfig, target: Target) -> None:
+    """--val / --max-drop mean NNCF accuracy-aware INT8, which only targets with that capability run."""
     max_drop, val = cfg.quantization.max_drop, cfg.validation
     if val is None and max_drop is None:
         return
     option = "--val" if val is not None else "--max-drop"
-    if cfg.target != "openvino":
-        raise ExportError(f"{option} (accuracy-aware INT8) is available for the openvino target only, "
-                          f"not {cfg.target}")
+    if not target.accuracy_aware_int8:
+        raise ExportError(f"{option} (accuracy-aware INT8) is available for the {_capable('accuracy_aware_int8')} "
+                          f"target only, not {cfg.target}")
     if cfg.precision != "int8":
         raise ExportError(f"{option} (accuracy-aware INT8) needs --int8, not precision {cfg.precision}")
     if val is None:
@@ -104,9 +115,14 @@ def _check_accuracy_control(cfg: ExportConfig) -> None:
         raise ExportError(f"--max-drop is a drop of cosine similarity in [0, 1), got {max_drop}")
 
 
+def _capable(capability: str) -> str:
+    """The targets with ``capability`` (a :class:`Target` flag), for error messages."""
+    return ", ".join(name for name in target_names() if getattr(get_target(name), capability))
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in VERSIONED:
+    for name in export_packages():
         try:
             versions[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -121,10 +137,12 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
     model = load_model(cfg.checkpoint, vocabulary=cfg.vocabulary)
     reference = detector_from_model(model)
     spec = reference.spec
+    # the detector family says which of its layers stay in FP under INT8 (model/detectors.py)
+    qcfg = dataclasses.replace(cfg.quantization, detector_family=model.cfg.detector.family)
     contracts = unit_contracts(model, spec)
     text = bake_text_embeddings(model)          # once: the artifact's bank, and the distillation's pair scores
     samples = validation = None
-    if cfg.precision == "int8":
+    if cfg.precision == "int8" and not cfg.end_to_end:
         samples = collect_unit_inputs(reference, checked.calibration, desc="calibration")
         if checked.validation is not None:
             validation = collect_unit_inputs(reference, checked.validation, desc="validation set")
@@ -132,16 +150,29 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
     if cfg.distill is not None:
         extra = {"distill": cfg.distill, "pair_scores": PairScores(text, spec.scoring.pair_scale)}
     out = Path(cfg.out)
+    networks = {unit: model.export_unit for unit in EXPORT_UNITS}
+    layout = {}
+    if cfg.end_to_end:
+        import targets.end_to_end as e2e
+
+        net = e2e.build_end_to_end(model, spec, text)
+        contract = e2e.end_to_end_contract(spec)
+        contracts, networks = {contract.name: contract}, {contract.name: lambda _unit: net}
+        if cfg.precision == "int8":
+            samples = {contract.name: e2e.calibration_inputs(checked.calibration, spec)}
+        layout = e2e.manifest_fields()
     with atomic_directory(out) as tmp:
         units, notes = {}, {}
-        for unit in tqdm(UNITS, desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
+        for unit in tqdm(list(networks), desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
             contract = contracts[unit]
-            file = unit + module.SUFFIX
+            file = unit + checked.target.suffix
             example = as_tensors(samples[unit][0]) if samples else contract.random_example()
-            network = model.export_unit(unit)
+            if cfg.end_to_end and not samples:
+                example = e2e.example_inputs(spec)
+            network = networks[unit](unit)
             shapes = output_shapes(network, example, contract.outputs)
             notes[unit] = module.export_unit(network, contract, example, tmp / file, cfg.precision,
-                                             samples=samples[unit] if samples else None, qcfg=cfg.quantization,
+                                             samples=samples[unit] if samples else None, qcfg=qcfg,
                                              validation=validation[unit] if validation else None, **extra)
             units[unit] = UnitSpec(file=file, inputs={k: list(v) for k, v in contract.inputs.items()},
                                    outputs=list(contract.outputs), output_shapes=shapes)
@@ -150,8 +181,10 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
             vocabulary_fingerprint=model.vocab.fingerprint(),
             source_checkpoint={"path": str(cfg.checkpoint), "sha256": file_sha256(cfg.checkpoint)},
             versions=package_versions(),
-            quantization={u: notes[u] for u in UNITS} if cfg.precision == "int8" else {},
+            quantization={u: notes[u] for u in units} if cfg.precision == "int8" else {},
             text_embeddings_sha256=write_text_bank(tmp, text, model.vocab),
+            random_init=random_init_parts(model.cfg),
+            **layout,
         )
         manifest.write(tmp)
     return out

@@ -3,19 +3,16 @@ with a validation set, or quantization-aware distillation from the FP32 unit whe
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import openvino as ov
 import torch
 
-from compress.distill import DistillConfig, PairScores, quantize_and_distill
+from compress.distill import DistillConfig, PairScores, convert_distilled, quantize_and_distill
 from compress.quantize import QuantizationConfig, quantize_openvino_with_report
-from hoi_edge.runtime.manifest import TARGET_PRECISIONS
 from targets.contract import UnitContract
-
-SUFFIX = ".xml"
-PRECISIONS = TARGET_PRECISIONS["openvino"]
 
 
 def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
@@ -23,19 +20,26 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
                 distill: DistillConfig | None = None, pair_scores: PairScores | None = None) -> dict | None:
     """Write ``out``; returns what the manifest should record about quantization (None unless INT8)."""
     qcfg = qcfg or QuantizationConfig()
-    info = None
+    info, model, discarded = None, None, None
     if precision == "int8" and distill is not None:
         result = quantize_and_distill(module, contract.name, samples, qcfg, distill, pair_scores=pair_scores)
-        module, info = result.module, describe_distilled(contract.name, qcfg, len(samples), distill, result,
-                                                         pair_scores)
-    model = ov.convert_model(module, example_input=example)
+        # the IR must be exactly the distilled model: converted, then checked against it on calibration inputs
+        model, cosine, discarded = convert_distilled(result.module, example, samples)
+        info = describe_distilled(contract.name, qcfg, len(samples), distill, result, pair_scores)
+        info["ir_vs_distilled_cosine"] = cosine
+        if discarded is not None:       # a wrong IR is worse than none: this unit gets post-training INT8
+            print(f"hoi-edge: WARNING {contract.name}: distillation discarded, {discarded}; using post-training "
+                  "INT8 for this unit (recorded in the manifest)", file=sys.stderr)
+    if model is None:
+        model = ov.convert_model(module, example_input=example)
     for port, name in zip(model.inputs, contract.inputs):
         port.get_tensor().set_names({name})
     for port, name in zip(model.outputs, contract.outputs):
         port.get_tensor().set_names({name})
-    if precision == "int8" and distill is None:
+    if precision == "int8" and (distill is None or discarded is not None):
         model, achieved = quantize_openvino_with_report(model, contract.name, samples, qcfg, validation)
-        info = {**describe_ptq(contract.name, qcfg, len(samples), validation), **achieved}
+        ptq = {**describe_ptq(contract.name, qcfg, len(samples), validation), **achieved}
+        info = ptq if discarded is None else {**ptq, "distillation_discarded": discarded, "distillation": info}
     ov.save_model(model, out, compress_to_fp16=(precision == "fp16"))
     return info
 

@@ -26,8 +26,19 @@ def test_env_override(home, tiny_checkpoint, monkeypatch):
         defaults.default_checkpoint()
 
 
-def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retried(home, monkeypatch, capsys):
-    """Unreachable weights (a missing file stands in for a failed download) -> the seeded tiny model."""
+@pytest.fixture
+def no_npm(monkeypatch):
+    """The NanoDet fetch fails as it does where npm is missing."""
+    import hoi_edge.weights_fetch
+
+    def missing(cache=None):
+        raise WeightsError("npm not found; install Node.js/npm or pass --detector-weights")
+
+    monkeypatch.setattr(hoi_edge.weights_fetch, "fetch_nanodet", missing)
+
+
+def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retried(home, monkeypatch, capsys, no_npm):
+    """Unreachable weights (a missing file stands in for a failed download) and no npm -> the seeded tiny model."""
     calls = []
 
     def unreachable():
@@ -41,14 +52,16 @@ def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retrie
     first = defaults.default_checkpoint()
     second = defaults.default_checkpoint()
     assert first == second == home / defaults.RANDOM_NAME and len(calls) == 1   # marker stops the retry
-    assert "not meaningful" in capsys.readouterr().err
+    assert (home / defaults.NANODET_MARKER).is_file()                          # and the npm retry
+    err = capsys.readouterr().err
+    assert "not meaningful" in err and "NanoDet weights unavailable (npm not found" in err and "all random" in err
     a = torch.load(first, weights_only=True)["state_dict"]
     (home / defaults.RANDOM_NAME).unlink()
     b = torch.load(defaults.random_tiny_checkpoint(), weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)                                # same seed, same weights
 
 
-def test_unresolvable_weight_host_falls_back_without_trying_a_download(home, monkeypatch, capsys):
+def test_unresolvable_weight_host_falls_back_without_trying_a_download(home, monkeypatch, capsys, no_npm):
     monkeypatch.setattr(defaults.socket, "getaddrinfo", _no_dns)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(defaults, "pretrained_config", lambda: pytest.fail("download attempted"))
@@ -65,3 +78,24 @@ def _no_dns(host, port, *args, **kwargs):
 def test_missing_local_clip_weights_file(home):
     with pytest.raises(WeightsError, match="CLIP weights file not found: .*nope.bin"):
         defaults.default_checkpoint(clip_weights=str(home / "nope.bin"))
+
+
+def test_offline_default_is_real_nanodet_with_random_clip_and_says_so(home, monkeypatch, capsys, nanodet_files):
+    """Hosts unreachable, nothing cached: the default is NanoDet (real weights, through npm) + random tiny CLIP."""
+    import hoi_edge.weights_fetch
+    from hoi_edge.checkpoint import read_checkpoint
+
+    fetched = []
+    monkeypatch.setattr(hoi_edge.weights_fetch, "fetch_nanodet", lambda cache=None: fetched.append(1) or nanodet_files)
+    monkeypatch.setattr(defaults.socket, "getaddrinfo", _no_dns)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    path = defaults.resolve_checkpoint("default")
+    assert path == home / defaults.NANODET_NAME and fetched == [1]
+    err = capsys.readouterr().err
+    assert "detector: NanoDet-g COCO weights (real); CLIP and HOI head: random" in err
+    data = read_checkpoint(path)
+    assert data["config"]["detector"]["family"] == "nanodet" and data["includes_frozen"]
+    assert defaults.default_checkpoint() == path and fetched == [1]                 # cached: no second fetch
+    assert defaults.resolve_checkpoint(str(path)) == path
+    with pytest.raises(WeightsError, match="checkpoint not found: .*nope.pt"):
+        defaults.resolve_checkpoint(str(home / "nope.pt"))

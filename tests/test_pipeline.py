@@ -23,9 +23,14 @@ def test_predict_on_real_photos(tiny_detector, photos, hico_images):
         assert 0 < len(dets) <= tiny_detector.spec.max_detections
         scores = [d.score for d in dets]
         assert scores == sorted(scores, reverse=True) and 0 < scores[-1] and scores[0] <= 1
+        inst = result.instances
+        classes = [tiny_detector.spec.detector_classes[c].replace("_", " ") for c in inst.classes]
         for d in dets[:20]:
-            assert vocab.hois[d.hoi] == (d.verb_index, d.object_index)        # object prior respected
-            assert vocab.objects[d.object_index] == d.object_label
+            # object prior: the class's object is what the detector called the instance at the object box
+            j = next(j for j in np.flatnonzero(inst.valid) if tuple(float(v) for v in inst.boxes[j]) == d.object_box)
+            assert classes[j] == d.object_label == vocab.objects[vocab.hois[d.hoi][1]]
+            i = next(i for i in np.flatnonzero(inst.valid) if tuple(float(v) for v in inst.boxes[i]) == d.human_box)
+            assert classes[i] == "person" and i != j
             for box in (d.human_box, d.object_box):
                 assert 0 <= box[0] <= box[2] <= w and 0 <= box[1] <= box[3] <= h
             assert d.human_box != d.object_box or d.human_score != d.object_score

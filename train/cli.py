@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
-from hoi_edge.errors import HOIEdgeError, InputFileError
+from hoi_edge.config import PRESET_HELP, PRESETS
+from hoi_edge.atomic import check_writable
+from hoi_edge.clickutil import deprecated_alias
+from hoi_edge.errors import HOIEdgeError, InputFileError, WeightsError
 from train.dataset import HICODataset, find_data, load_annotations
 
 SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
@@ -16,13 +20,18 @@ SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder with annotations.json (or one *.json) and images/ (or the images beside it).")
 @click.option("--annotations", type=click.Path(path_type=Path), help="Annotation JSON (fredzzhang/hicodet format).")
-@click.option("--images", type=click.Path(path_type=Path), help="Folder holding the annotated images.")
+@click.option("--images-dir", "images", type=click.Path(path_type=Path), help="Folder holding the annotated images.")
+@deprecated_alias("--images", "--images-dir", "images", type=click.Path(path_type=Path))
 @click.option("--split", type=click.Choice(SPLITS, case_sensitive=False), default="none", show_default=True,
               help="Zero-shot split: pairs with an unseen HOI label are dropped and unseen classes get no loss.")
-@click.option("--preset", type=click.Choice(["clip4hoi-tiny", "clip4hoi-base"]), default=None,
-              help="Start from a preset architecture with pretrained DETR + CLIP [default: clip4hoi-base].")
-@click.option("--init", "init_ckpt", type=click.Path(path_type=Path), help="Start from a hoi-edge checkpoint.")
-@click.option("--detector-weights", help="Preset only: DETR weights, 'detr-r50'/'detr-r101' or a local .pth.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Start from a preset architecture [default: clip4hoi-base]: "
+                   + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()) + ".")
+@click.option("--model", "init_ckpt", type=click.Path(path_type=Path),
+              help="Start from this hoi-edge checkpoint (its weights initialise training).")
+@deprecated_alias("--init", "--model", "init_ckpt", type=click.Path(path_type=Path))
+@click.option("--detector-weights", help="Preset only: detector weights of the preset's family: DETR 'detr-r50'/"
+              "'detr-r101' or a local .pth; NanoDet 'nanodet-g' (npm), an official .ckpt/.pth or a TF.js model.json.")
 @click.option("--clip-weights", help="Preset only: CLIP weights, an open_clip tag or a local file.")
 @click.option("--vocab", default="hico", show_default=True, help="Vocabulary of a preset model (name or JSON).")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
@@ -42,48 +51,72 @@ SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
 @click.option("--no-gt-instances", is_flag=True, help="Do not add GT boxes the detector misses as instances.")
 @click.option("--no-hflip", is_flag=True, help="No random horizontal flips.")
 @click.option("--slim", is_flag=True, help="Leave the frozen DETR/CLIP weights out of checkpoints.")
-def train_command(data_dir, annotations, images, split, preset, init_ckpt, detector_weights, clip_weights, vocab,
-                  epochs, lr, weight_decay, batch_size, accumulate, lr_drop, max_steps_per_epoch, workers, seed,
-                  out_dir, resume, device, no_gt_instances, no_hflip, slim) -> None:
-    """Train the HO interactor, HOI decoder and prompt context of CLIP4HOI (DETR and CLIP stay frozen)."""
-    from train.trainer import TrainConfig, Trainer
+@click.option("--cache-features", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="Compute the frozen detector/CLIP image outputs once into this folder and train from it "
+                   "(random flips are then off).")
+@click.option("--dist-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Under torchrun: minutes a rank waits for the others before failing.")
+def train_command(**opts) -> None:
+    """Train the HO interactor, HOI decoder and prompt context of CLIP4HOI (DETR and CLIP stay frozen).
+
+    Multi-GPU / multi-node: launch it with torchrun (``torchrun --nproc_per_node N -m train ...``);
+    --batch-size is per process, so the global batch is N x batch size x --accumulate.
+    """
+    from train import distributed
 
     try:
-        ann_file, image_dir = _data_paths(data_dir, annotations, images)
-        loaded = load_annotations(ann_file)               # bad data fails before a big model is built
-        import torch
-
-        torch.manual_seed(seed)
-        model = _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab)
-        split = split.lower()
-        unseen = () if split == "none" else model.vocab.unseen(split)
-        dataset = HICODataset(ann_file, image_dir, unseen=unseen, hflip=not no_hflip, seed=seed, annotations=loaded)
-        click.echo(f"{len(dataset)} training images from {ann_file} (split {split}: {len(unseen)} unseen classes, "
-                   f"{len(dataset.all_annotations) - len(dataset)} images dropped)")
-        cfg = TrainConfig(epochs=epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
-                          accumulate=accumulate, lr_drop=lr_drop, seed=seed, out_dir=str(out_dir),
-                          resume=str(resume) if resume else None, device=device,
-                          max_steps_per_epoch=max_steps_per_epoch, add_gt_instances=not no_gt_instances,
-                          num_workers=workers, include_frozen=not slim)
-        trainer = Trainer(model, dataset, cfg, split=split)
-        if trainer.epoch >= epochs:
-            click.echo(f"{resume} already finished epoch {trainer.epoch} of {epochs}; nothing to do")
-            return
-        records = trainer.fit()
+        with distributed.setup(opts["device"], opts["dist_timeout"]) as (env, dev):
+            _train(SimpleNamespace(**{**opts, "device": str(dev)}), env)
     except HOIEdgeError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _train(o: SimpleNamespace, env) -> None:
+    """The command's work on one rank (``env``); only rank 0 prints."""
+    import torch
+
+    from train.trainer import TrainConfig, Trainer
+
+    def echo(message: str) -> None:
+        if env.is_main:
+            click.echo(message)
+
+    ann_file, image_dir = _data_paths(o.data_dir, o.annotations, o.images)
+    check_writable(o.out_dir, "--out folder")      # before minutes of model building and training
+    if o.cache_dir:
+        check_writable(o.cache_dir, "--cache-features folder")
+    loaded = load_annotations(ann_file)               # bad data fails before a big model is built
+    torch.manual_seed(o.seed)
+    model = _model(o.preset, o.init_ckpt, o.resume, o.detector_weights, o.clip_weights, o.vocab)
+    split = o.split.lower()
+    unseen = () if split == "none" else model.vocab.unseen(split)
+    dataset = HICODataset(ann_file, image_dir, unseen=unseen, hflip=not o.no_hflip, seed=o.seed, annotations=loaded)
+    ranks = f" on {env.world_size} processes" if env.world_size > 1 else ""
+    echo(f"{len(dataset)} training images from {ann_file} (split {split}: {len(unseen)} unseen classes, "
+         f"{len(dataset.all_annotations) - len(dataset)} images dropped){ranks}")
+    cfg = TrainConfig(epochs=o.epochs, lr=o.lr, weight_decay=o.weight_decay, batch_size=o.batch_size,
+                      accumulate=o.accumulate, lr_drop=o.lr_drop, seed=o.seed, out_dir=str(o.out_dir),
+                      resume=str(o.resume) if o.resume else None, device=o.device,
+                      max_steps_per_epoch=o.max_steps_per_epoch, add_gt_instances=not o.no_gt_instances,
+                      num_workers=o.workers, include_frozen=not o.slim, dist_timeout_min=o.dist_timeout,
+                      cache_features=str(o.cache_dir) if o.cache_dir else None)
+    trainer = Trainer(model, dataset, cfg, split=split, notify=lambda msg: click.echo(msg, err=True))
+    if trainer.epoch >= o.epochs:
+        echo(f"{o.resume} already finished epoch {trainer.epoch} of {o.epochs}; nothing to do")
+        return
+    records = trainer.fit()
     last = records[-1]["loss"] if records else float("nan")
-    click.echo(f"trained to epoch {trainer.epoch}/{epochs} ({trainer.step} steps, last loss {last:.4f}); "
-               f"checkpoint {Path(out_dir) / 'last.pt'}, log {Path(out_dir) / 'train_log.jsonl'}")
+    echo(f"trained to epoch {trainer.epoch}/{o.epochs} ({trainer.step} steps, last loss {last:.4f}); "
+         f"checkpoint {Path(o.out_dir) / 'last.pt'}, log {Path(o.out_dir) / 'train_log.jsonl'}")
 
 
 def _data_paths(data_dir: Path | None, annotations: Path | None, images: Path | None) -> tuple[Path, Path]:
     if data_dir is not None:
         if annotations or images:
-            raise InputFileError("give either --data DIR or --annotations FILE --images DIR, not both")
+            raise InputFileError("give either --data DIR or --annotations FILE --images-dir DIR, not both")
         return find_data(data_dir)
     if annotations is None or images is None:
-        raise InputFileError("no training data: give --data DIR, or --annotations FILE and --images DIR")
+        raise InputFileError("no training data: give --data DIR, or --annotations FILE and --images-dir DIR")
     return annotations, images
 
 
@@ -93,7 +126,7 @@ def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
     from hoi_edge.config import PRESETS
     from hoi_edge.vocabulary import load_vocabulary
 
-    chosen = [name for name, v in (("--preset", preset), ("--init", init_ckpt), ("--resume", resume)) if v]
+    chosen = [name for name, v in (("--preset", preset), ("--model", init_ckpt), ("--resume", resume)) if v]
     if len(chosen) > 1:
         raise InputFileError(f"{' and '.join(chosen)} both name the model; give one")
     if (detector_weights or clip_weights) and (init_ckpt or resume):
@@ -106,4 +139,9 @@ def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
         cfg.detector.weights = detector_weights or cfg.detector.weights or "detr-r50"
     if clip_weights:
         cfg.clip.pretrained = clip_weights
+    from hoi_edge.defaults import offline_reason     # the same fast offline check as detect / export
+
+    if (reason := offline_reason(cfg)) is not None:
+        raise WeightsError(f"cannot fetch the {preset} weights: {reason}; pass local --detector-weights / "
+                           "--clip-weights files, or --init CHECKPOINT")
     return build_model(cfg, load_vocabulary(vocab))

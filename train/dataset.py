@@ -1,29 +1,26 @@
 """HICO-DET training data in the fredzzhang/hicodet JSON format, and the zero-shot split filter.
 
-Two layouts are read (per-image fields are the same):
-
-* ``{"annotation": [{boxes_h, boxes_o, hoi, object, verb}, ...], "filenames": [...], "size": [[w, h], ...]}``
-  (fredzzhang/hicodet ``instances_*.json``, and ``samples/labels/photos_hoi.json``);
-* ``{"images": [{"file_name": ..., "size_wh": [w, h], boxes_h, ...}, ...]}``
-  (``real_test_images/annotations.json``).
+Both layouts :mod:`hoi_edge.hico_json` reads are accepted (the evaluator reads the same files the same way).
 
 Each entry is one (human box, object box, HOI class). HICO-DET annotates every class of a
 physical pair separately, with slightly different boxes: on the test set no two entries
 share exact boxes, yet 11k entry pairs overlap with IoU >= 0.7 on both boxes. So
 :func:`filter_unseen` treats entries as the same pair when both boxes overlap by
-``pair_iou`` (0.7 by default; 1.0 = exact boxes only).
+``pair_iou`` (0.7 by default; 1.0 = exact boxes only), in continuous coordinates (``w = x2 - x1``),
+training's convention (:mod:`hoi_edge.geometry` says why).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from hoi_edge.errors import InputFileError
-from hoi_edge.jsonio import read_json_object
+from hoi_edge.geometry import pairwise_iou_continuous as box_iou
+from hoi_edge.hico_json import read_hico_json
 from hoi_edge.preprocess import load_image
 
 ANNOTATION_NAMES = ("annotations.json", "instances_train2015.json", "instances_trainval.json")
@@ -65,84 +62,12 @@ class Sample:
 
 
 def load_annotations(path: str | Path) -> list[ImageAnnotation]:
-    """Every image of an annotation file (images without pairs included), validated entry by entry."""
-    p = Path(path)
-    data = read_json_object(p, "annotation file")
-    key, entries, names, sizes = _layout(p, data)
-    if len(set(names)) != len(names):
-        raise InputFileError(f"annotation file {p}: duplicate image file names")
-    return [_image(p, f"{key}[{i}] ({name})", name, size, entry)
-            for i, (name, size, entry) in enumerate(zip(names, sizes, entries))]
-
-
-def _layout(p: Path, data: dict[str, Any]) -> tuple[str, list[Any], list[str], list[Any]]:
-    """(key of the per-image list, per-image entries, file names, sizes or None) of either layout."""
-    if isinstance(data.get("annotation"), list) and isinstance(data.get("filenames"), list):
-        key, entries, names = "annotation", data["annotation"], data["filenames"]
-        if len(entries) != len(names):
-            raise InputFileError(f"annotation file {p}: {len(entries)} annotations but {len(names)} filenames")
-        sizes = data.get("size") or [None] * len(names)
-        if not isinstance(sizes, list) or len(sizes) != len(names):
-            raise InputFileError(f"annotation file {p}: 'size' must list one [width, height] per filename")
-    elif isinstance(data.get("images"), list):
-        key, entries = "images", data["images"]
-        if not all(isinstance(e, dict) for e in entries):
-            raise InputFileError(f"annotation file {p}: every item of 'images' must be an object")
-        names = [e.get("file_name") for e in entries]
-        sizes = [e.get("size_wh") for e in entries]
-    else:
-        raise InputFileError(f"annotation file {p}: expected 'annotation' + 'filenames' (fredzzhang/hicodet) "
-                             "or an 'images' list")
-    bad = [i for i, n in enumerate(names) if not isinstance(n, str) or not n]
-    if bad:
-        raise InputFileError(f"annotation file {p}: image {bad[0]} has no file name")
-    return key, entries, names, sizes
-
-
-def _image(p: Path, where: str, name: str, size: Any, entry: Any) -> ImageAnnotation:
-    def fail(what: str) -> InputFileError:
-        return InputFileError(f"annotation file {p}: {where} {what}")
-
-    if not isinstance(entry, dict):
-        raise fail("must be an object")
-    missing = [k for k in ("boxes_h", "boxes_o", "hoi", "object") if k not in entry]
-    if missing:
-        raise fail(f"lacks {', '.join(missing)}")
-    n = len(entry["hoi"]) if isinstance(entry["hoi"], list) else -1
-    verb = entry.get("verb", [-1] * max(n, 0))
-    fields = {"boxes_h": entry["boxes_h"], "boxes_o": entry["boxes_o"], "hoi": entry["hoi"],
-              "object": entry["object"], "verb": verb}
-    lengths = {k: len(v) if isinstance(v, list) else -1 for k, v in fields.items()}
-    if n < 0 or set(lengths.values()) != {n}:
-        raise fail(f"fields must be lists of equal length, got {lengths}")
-    arrays = {}
-    for key in ("hoi", "object", "verb"):
-        if not all(type(v) is int for v in fields[key]):
-            raise fail(f"{key} must hold integers")
-        arrays[key] = np.asarray(fields[key], dtype=np.int64).reshape(n)
-    for key in ("boxes_h", "boxes_o"):
-        for box in fields[key]:
-            ok = isinstance(box, list) and len(box) == 4 and all(type(v) in (int, float) for v in box)
-            if not ok or not (box[0] <= box[2] and box[1] <= box[3]):
-                raise fail(f"{key}: {box!r} is not a box x1,y1,x2,y2 with x1 <= x2, y1 <= y2")
-        arrays[key] = np.asarray(fields[key], dtype=np.float32).reshape(n, 4)
-    if (arrays["hoi"] < 0).any() or (arrays["object"] < 0).any():
-        raise fail("has negative class indices")
-    if size is not None:
-        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and v > 0 for v in size)):
-            raise fail(f"size {size!r} is not [width, height]")
-        size = (size[0], size[1])
-    return ImageAnnotation(filename=name, size=size, **arrays)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N,4) x (M,4) xyxy -> (N,M) IoU."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    """Every image of an annotation file (images without pairs included), checked entry by entry by the
+    project's one HICO-JSON reader (:func:`hoi_edge.hico_json.read_hico_json`)."""
+    return [ImageAnnotation(filename=image.filename, size=image.size, boxes_h=image.boxes_h.astype(np.float32),
+                            boxes_o=image.boxes_o.astype(np.float32), hoi=image.hoi, object=image.object,
+                            verb=image.verb)
+            for image in read_hico_json(path, "annotation file").images]
 
 
 def same_pair(ann: ImageAnnotation, pair_iou: float = DEFAULT_PAIR_IOU) -> np.ndarray:

@@ -40,15 +40,21 @@ class HOILoss:
     global_weight: float = 1.0
 
     def __call__(self, pair_logits: torch.Tensor, global_logits: torch.Tensor, pair_targets: torch.Tensor,
-                 pair_mask: torch.Tensor, image_targets: torch.Tensor,
-                 class_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """pair_* (B,P,C), global/image (B,C), class_mask (C,) bool (seen classes) -> loss terms (scalars)."""
+                 pair_mask: torch.Tensor, image_targets: torch.Tensor, class_mask: torch.Tensor,
+                 normalizers: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """pair_* (B,P,C), global/image (B,C), class_mask (C,) bool (seen classes) -> loss terms (scalars).
+
+        ``normalizers`` (2,): the pairwise and global positive counts to divide by instead of this
+        batch's own; the trainer passes those of the whole optimizer step (all micro-batches and
+        ranks), so the sum of the micro-batch losses is the loss of the global batch.
+        """
         pl, pt = pair_logits.float()[pair_mask], pair_targets[pair_mask]
         n_pair = pt.sum()
-        pair = binary_focal_loss_with_logits(pl, pt, self.alpha, self.gamma) / n_pair.clamp(min=1)
         gmask = class_mask.unsqueeze(0).expand_as(global_logits)
         gl, gt = global_logits.float()[gmask], image_targets[gmask]
         n_global = gt.sum()
-        glob = F.binary_cross_entropy_with_logits(gl, gt, reduction="sum") / n_global.clamp(min=1)
+        den_pair, den_global = (n_pair, n_global) if normalizers is None else (normalizers[0], normalizers[1])
+        pair = binary_focal_loss_with_logits(pl, pt, self.alpha, self.gamma) / den_pair.clamp(min=1)
+        glob = F.binary_cross_entropy_with_logits(gl, gt, reduction="sum") / den_global.clamp(min=1)
         return {"loss": pair + self.global_weight * glob, "loss_pair": pair, "loss_global": glob,
                 "n_pos": n_pair.detach(), "n_entries": torch.tensor(float(pl.numel()))}

@@ -3,6 +3,7 @@
 Association is UPT's rule: candidate pair (human i, object j) is positive for class c when a
 GT pair of class c overlaps it with IoU >= 0.5 on the human box *and* on the object box.
 All arrays are NumPy and row-major over the K*K candidate pairs, like :mod:`hoi_edge.postprocess`.
+IoU is continuous (``w = x2 - x1``; :mod:`hoi_edge.geometry` says why), as in UPT.
 
 GT boxes as extra instances (:func:`add_gt_instances`, on by default in training): a frozen
 detector misses some annotated people/objects, and without an instance there is no candidate
@@ -16,19 +17,19 @@ from dataclasses import replace
 
 import numpy as np
 
-from hoi_edge.postprocess import Instances, LabelMap, feasible_pairs
-from train.dataset import ImageAnnotation, box_iou
+from hoi_edge.geometry import pairwise_iou_continuous as box_iou
+from hoi_edge.postprocess import Instances, LabelMap, feasible_pairs, pair_class_prior
+from hoi_edge.preprocess import LETTERBOX, boxes_to_pixels
+from train.dataset import ImageAnnotation
 
 MATCH_IOU = 0.5
 
 
-def query_boxes_xyxy(boxes: np.ndarray, image_hw: tuple[int, int], letterbox_size: int) -> np.ndarray:
-    """DETR boxes (Q,4) cx,cy,w,h of the letterboxed input -> (Q,4) x1,y1,x2,y2 image pixels, as select_instances."""
-    h, w = image_hw
-    scale = letterbox_size / max(h, w)
-    cx, cy, bw, bh = (boxes.astype(np.float32) * letterbox_size / scale).T
-    xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-    return np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+def query_boxes_xyxy(boxes: np.ndarray, image_hw: tuple[int, int], letterbox_size: int,
+                     resize: str = LETTERBOX) -> np.ndarray:
+    """Detector boxes (Q,4) cx,cy,w,h of the network input -> (Q,4) x1,y1,x2,y2 image pixels: the same rule
+    as select_instances (:func:`hoi_edge.preprocess.boxes_to_pixels`)."""
+    return boxes_to_pixels(boxes, image_hw, letterbox_size, resize)
 
 
 def add_gt_instances(inst: Instances, ann: ImageAnnotation, query_boxes: np.ndarray, query_features: np.ndarray,
@@ -94,12 +95,10 @@ def pair_targets(inst: Instances, ann: ImageAnnotation, num_classes: int, iou: f
 def pair_class_mask(inst: Instances, hoi_object: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
     """(K*K, C) bool: the (pair, class) entries that get a loss.
 
-    Feasible pairs only, classes whose object is the detected object of the pair (the
-    object prior used at test time), and seen classes only (``seen`` (C,) bool).
+    The entries test-time scoring can give a score (:func:`hoi_edge.postprocess.pair_class_prior`:
+    feasible pairs, classes of the pair's detected object), of seen classes only (``seen`` (C,) bool).
     """
-    k = inst.valid.size
-    obj_of_pair = np.tile(inst.objects, k)                              # object j of pair (i, j)
-    mask = feasible_pairs(inst)[:, None] & (obj_of_pair[:, None] == hoi_object[None, :])
+    mask = pair_class_prior(inst, hoi_object)
     return mask & seen[None, :] if seen is not None else mask
 
 

@@ -2,36 +2,49 @@
 
 Frozen (``CLIP4HOI.freeze_pretrained``): DETR and both CLIP towers. Trained: HO interactor,
 HOI decoder, prompt context (``classifier.prompts.prefix/conjunction``) and the pair/global
-logit scales and biases. Text embeddings are recomputed for every batch because the prompt
-context changes every step; nothing image-side is cached.
+logit scales and biases. Text embeddings are recomputed for every micro-batch because the
+prompt context changes every step; the image side can come from ``--cache-features``
+(:mod:`train.feature_cache`).
+
+Under ``torchrun`` (:mod:`train.distributed`) the trainable part (:class:`train.forward.HeadLoss`)
+is wrapped in DistributedDataParallel; a DistributedSampler splits and reshuffles the data each
+epoch; gradient accumulation skips the all-reduce (``no_sync``) on all but the last micro-batch.
+The loss of an optimizer step is the sum over the global batch (all micro-batches, all ranks)
+divided by its positives, so N ranks x batch b give the parameters of one process x batch N*b.
+Rank 0 alone writes the log and checkpoints; every rank resumes from the same ``last.pt``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from hoi_edge.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
 from hoi_edge.errors import HOIEdgeError, WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.weights import check_state
+from train import distributed
 from train.dataset import HICODataset
-from train.forward import TrainingForward
+from train.forward import PreparedBatch, TrainingForward
 from train.losses import HOILoss
 
 LOG_NAME = "train_log.jsonl"
 LAST_NAME = "last.pt"
+STEP_TERMS = ("loss", "loss_pair", "loss_global", "n_pos", "n_entries")   # summed over the global batch
 
 
 @dataclass
@@ -59,6 +72,8 @@ class TrainConfig:
     num_workers: int = 0
     include_frozen: bool = True           # self-contained checkpoints (detector + CLIP weights inside)
     text_grad_checkpointing: bool = True  # recompute text-encoder activations in backward (600 prompts)
+    dist_timeout_min: float = distributed.DEFAULT_TIMEOUT_MIN  # collectives fail after this (a dead rank)
+    cache_features: str | None = None     # folder of the frozen-feature cache (train.feature_cache)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,16 +85,18 @@ class TrainConfig:
 
 
 class Trainer:
-    """``Trainer(model, dataset, cfg, split).fit()``; ``split`` names the zero-shot split for the checkpoint."""
+    """``Trainer(model, dataset, cfg, split).fit()``; ``split`` names the zero-shot split for the checkpoint.
 
-    def __init__(self, model: CLIP4HOI, dataset: HICODataset, cfg: TrainConfig, split: str = "none") -> None:
+    Inside a process group (``torchrun``, :func:`train.distributed.setup`) it trains data-parallel;
+    ``notify`` receives the one-line notices for the user (rank 0 only; default: stderr).
+    """
+
+    def __init__(self, model: CLIP4HOI, dataset: HICODataset, cfg: TrainConfig, split: str = "none",
+                 notify: Callable[[str], None] | None = None) -> None:
         self.cfg, self.dataset, self.split = cfg, dataset, split
-        try:
-            self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        except RuntimeError as exc:
-            raise HOIEdgeError(f"unknown device '{cfg.device}': {exc}") from exc
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise HOIEdgeError(f"device '{cfg.device}' asked for, but CUDA is not available here")
+        self.env = distributed.current()
+        self.device = distributed.resolve_device(cfg.device, self.env)
+        self.notify = notify or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.amp = cfg.amp if cfg.amp is not None else self.device.type == "cuda"
         if self.amp and self.device.type != "cuda":
             raise HOIEdgeError("mixed precision (amp) needs a CUDA device")
@@ -93,6 +110,12 @@ class Trainer:
         dataset.check_vocabulary(model.vocab.hoi_object)
         self.forward = TrainingForward(model, HOILoss(cfg.focal_alpha, cfg.focal_gamma, cfg.global_loss_weight),
                                        dataset.unseen, cfg.add_gt_instances)
+        self.data = dataset
+        if cfg.cache_features:
+            from train.feature_cache import cached_dataset
+
+            self.data = cached_dataset(dataset, self.forward.encoder, cfg.cache_features, self.env,
+                                       batch_size=cfg.batch_size, num_workers=cfg.num_workers, notify=self._tell)
         self.params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in self.params if p.ndim >= 2 and p is not model.classifier.prompts.prefix
                  and p is not model.classifier.prompts.conjunction]
@@ -102,8 +125,15 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.out_dir = Path(cfg.out_dir)
         self.epoch, self.step = 0, 0
-        if cfg.resume:
+        if cfg.resume:                      # every rank reads the same file: identical weights and optimizer
             self._resume(Path(cfg.resume))
+        self.module: torch.nn.Module = self.forward.head_loss
+        if self.env.active:
+            self.module = _wrap_ddp(self.forward.head_loss, self.device)
+
+    def _tell(self, message: str) -> None:
+        if self.env.is_main:
+            self.notify(message)
 
     # ------------------------------------------------------------------ checkpoints
     def _resume(self, path: Path) -> None:
@@ -131,26 +161,44 @@ class Trainer:
     def save(self, path: Path | None = None) -> Path:
         extra = {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
                  "scaler": self.scaler.state_dict() if self.amp else {}, "train_config": self.cfg.to_dict(),
-                 "split": {"name": self.split, "unseen": list(self.dataset.unseen)}}
+                 "split": {"name": self.split, "unseen": list(self.dataset.unseen)},
+                 "world_size": self.env.world_size}
         return save_checkpoint(self.model, path or self.out_dir / LAST_NAME, self.cfg.include_frozen, extra)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, float]]:
-        """Train from ``self.epoch`` to ``cfg.epochs``; returns the per-step records (also in the JSON-lines log)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """Train from ``self.epoch`` to ``cfg.epochs``; returns the per-step records (also in the JSON-lines log).
+
+        Every rank returns the same records (the loss terms are reduced over ranks); rank 0 writes them.
+        """
+        main = self.env.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         records: list[dict[str, float]] = []
-        with self._text_checkpointing(), (self.out_dir / LOG_NAME).open("a", encoding="utf-8") as log:
+        log_ctx = (self.out_dir / LOG_NAME).open("a", encoding="utf-8") if main else contextlib.nullcontext()
+        with self._text_checkpointing(), log_ctx as log:
             while self.epoch < self.cfg.epochs:
                 records += self._epoch(log)
                 self.epoch += 1
-                self.save()
+                if main:
+                    self.save()
+                distributed.barrier(self.env)   # nobody runs ahead of a checkpoint (or of a rank that failed it)
         return records
+
+    def loader(self, epoch: int) -> DataLoader:
+        """This rank's batches of ``epoch``: a DistributedSampler (one replica when alone) seeded by (seed, epoch)."""
+        sampler = DistributedSampler(self.data, num_replicas=self.env.world_size, rank=self.env.rank, shuffle=True,
+                                     seed=self.cfg.seed, drop_last=False)
+        sampler.set_epoch(epoch)
+        return DataLoader(self.data, batch_size=self.cfg.batch_size, sampler=sampler, collate_fn=list,
+                          num_workers=self.cfg.num_workers)
 
     def _epoch(self, log) -> list[dict[str, float]]:
         cfg, model = self.cfg, self.model
-        self.dataset.set_epoch(self.epoch)
-        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=list,
-                            num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed + self.epoch))
+        self.data.set_epoch(self.epoch)
+        # seeded per (epoch, rank): a resumed epoch draws what the uninterrupted run would have drawn
+        torch.manual_seed(cfg.seed + 1000 * self.epoch + self.env.rank)
+        loader = self.loader(self.epoch)
         steps = math.ceil(len(loader) / cfg.accumulate)
         if cfg.max_steps_per_epoch:
             steps = min(steps, cfg.max_steps_per_epoch)
@@ -158,44 +206,53 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        records, acc, done = [], _Accumulator(), 0
-        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step", dynamic_ncols=True)
+        records = []
+        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step", dynamic_ncols=True,
+                   disable=not self.env.is_main)
         start = time.perf_counter()
+        batches = iter(loader)
         try:
-            for i, batch in enumerate(loader):
-                out = self._micro_step(batch)
-                acc.add(out)
-                last = i + 1 == len(loader)
-                if (i + 1) % cfg.accumulate and not last:
-                    continue
-                self._optimizer_step()
-                self.step, done = self.step + 1, done + 1
-                rec = {"epoch": self.epoch + 1, "step": self.step, "lr": lr, **acc.mean(),
+            for _ in range(steps):
+                micro = list(itertools.islice(batches, cfg.accumulate))
+                with self._autocast():      # the frozen networks run in fp16 too under AMP
+                    prepared = [self.forward.prepare(b) for b in micro]
+                terms = self._step(prepared)
+                self.step += 1
+                rec = {"epoch": self.epoch + 1, "step": self.step, "lr": lr, **terms,
                        "time": round(time.perf_counter() - start, 3)}
                 records.append(rec)
-                acc = _Accumulator()
-                if self.step % cfg.log_interval == 0:
+                if log is not None and self.step % cfg.log_interval == 0:
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 bar.update()
-                if done >= steps:
-                    break
         finally:
             bar.close()
         return records
 
-    def _micro_step(self, batch) -> dict[str, float]:
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
-        with autocast:
-            text = self.model.text_embeddings()
-            out = self.forward(batch, text)
-        loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise HOIEdgeError(f"loss is {float(loss)} at epoch {self.epoch + 1}, step {self.step + 1}; "
+    def _step(self, micro: list[PreparedBatch]) -> dict[str, float]:
+        """One optimizer step over this rank's micro-batches; returns the loss terms of the global batch."""
+        counts = torch.tensor([sum(b.n_pair_pos for b in micro), sum(b.n_global_pos for b in micro)],
+                              dtype=torch.float64, device=self.device)
+        normalizers = distributed.all_reduce_sum(counts, self.env).float()
+        sums = torch.zeros(len(STEP_TERMS), dtype=torch.float64, device=self.device)
+        for i, batch in enumerate(micro):
+            sync = i + 1 == len(micro) or not isinstance(self.module, DistributedDataParallel)
+            with contextlib.nullcontext() if sync else self.module.no_sync():
+                with self._autocast():
+                    out = self.module(batch, normalizers)
+                # DDP averages gradients over ranks; the step's loss is their sum
+                self.scaler.scale(out["loss"] * self.env.world_size).backward()
+            sums += torch.stack([out[k].detach().to(self.device, torch.float64) for k in STEP_TERMS])
+        terms = dict(zip(STEP_TERMS, distributed.all_reduce_sum(sums, self.env).tolist()))
+        if not math.isfinite(terms["loss"]):      # the same verdict on every rank
+            raise HOIEdgeError(f"loss is {terms['loss']} at epoch {self.epoch + 1}, step {self.step + 1}; "
                                "lower --lr or check the annotations")
-        self.scaler.scale(loss / self.cfg.accumulate).backward()
-        return {k: float(v.detach()) for k, v in out.items()}
+        self._optimizer_step()
+        return terms
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
     def _optimizer_step(self) -> None:
         if self.cfg.clip_grad_norm:
@@ -217,20 +274,13 @@ class Trainer:
             self.model.eval()
 
 
-class _Accumulator:
-    """Means of the loss terms over the micro-batches of one optimizer step."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.n = 0
-
-    def add(self, values: Mapping[str, float]) -> None:
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
-
-    def mean(self) -> dict[str, float]:
-        return {k: v / max(self.n, 1) for k, v in self.sums.items()}
+def _wrap_ddp(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
+    """DDP over the trainable parameters only (rank 0's are broadcast once, their gradients all-reduced); the
+    frozen detector/CLIP weights and the buffers are neither broadcast nor reduced (every rank loaded the same)."""
+    frozen = [n for n, p in module.named_parameters() if not p.requires_grad]
+    frozen += [n for n, _ in module.named_buffers()]        # constants (vocabulary token ids, class masks)
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
 
 
 def _seed_everything(seed: int) -> None:

@@ -17,7 +17,7 @@ from hoi_edge.errors import HOIEdgeError, InputFileError
 from hoi_edge.atomic import atomic_write_text
 from hoi_edge.eval.evaluator import SETTINGS, EvalConfig, evaluate
 from hoi_edge.eval.groundtruth import load_groundtruth
-from hoi_edge.eval.predictions import read_predictions
+from hoi_edge.eval.predictions import coverage_warning, read_predictions
 from hoi_edge.eval.splits import load_split
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -85,6 +85,8 @@ def eval_command(
         gt = load_groundtruth(gt_path)
         split = load_split(_splits_path(gt_path, splits_path), split_name) if split_name else None
         predictions = read_predictions(pred_path, gt)
+        if (warning := coverage_warning(predictions, gt)) is not None:
+            click.echo(f"warning: {warning}", err=True)
         config = EvalConfig(setting=setting, top_k=top_k, zero_shot=split, box_offset=box_offset)
         result = evaluate(gt, predictions, config, progress=True)
         elapsed = time.perf_counter() - start

@@ -34,7 +34,7 @@ import numpy as np
 from hoi_edge.errors import VocabularyError
 from hoi_edge.eval.ap import voc_ap_11point
 from hoi_edge.eval.groundtruth import GroundTruth
-from hoi_edge.eval.matching import IOU_THRESHOLD, match_detections
+from hoi_edge.eval.matching import IOU_THRESHOLD, MatchResult, match_detections
 from hoi_edge.eval.predictions import Predictions
 from hoi_edge.eval.splits import ZeroShotSplit
 from hoi_edge.vocabulary import Vocabulary, load_vocabulary
@@ -299,53 +299,16 @@ def evaluate(
     Raises :class:`VocabularyError` when predictions or class lists do not fit ``gt``.
     """
     config = config or EvalConfig()
-    if len(predictions):
-        if predictions.hoi.min() < 0 or predictions.hoi.max() >= gt.num_classes:
-            raise VocabularyError(
-                f"predictions {predictions.source} have HOI classes outside 0..{gt.num_classes - 1}"
-            )
-        if predictions.image.min() < 0 or predictions.image.max() >= gt.num_images:
-            raise VocabularyError(f"predictions {predictions.source} refer to images not in {gt.source}")
+    _check_predictions(gt, predictions)
     rare, non_rare, rare_source = _class_lists(gt, config)
     preds = predictions.shift_boxes(config.box_offset)
     if config.top_k is not None:
         preds = select_top_k(preds, config.top_k)
     if config.setting == "known_object":
         preds = known_object_filter(gt, preds)
-
-    match = match_detections(gt, preds, config.iou_threshold)
     n_gt = gt.n_gt_per_class
-    ap = np.full(gt.num_classes, np.nan)
-    recall = np.full(gt.num_classes, np.nan)
-    classes: Any = range(gt.num_classes)
-    if progress:
-        from tqdm import tqdm
-
-        classes = tqdm(classes, desc="AP per class", unit="class", delay=0.5, leave=False)
-    for c in classes:
-        if n_gt[c] == 0:
-            continue
-        tp = match.tp[match.class_start[c] : match.class_start[c + 1]]
-        ap[c] = 100.0 * voc_ap_11point(tp, ~tp, int(n_gt[c]))
-        recall[c] = 100.0 * np.count_nonzero(tp) / n_gt[c]
-
-    zero_shot = None
-    if config.zero_shot is not None:
-        split = config.zero_shot
-        if any(not 0 <= c < gt.num_classes for c in split.unseen):
-            raise VocabularyError(
-                f"zero-shot split '{split.name}' has classes outside 0..{gt.num_classes - 1}"
-            )
-        seen = split.seen(gt.num_classes)
-        zero_shot = ZeroShotResult(
-            split=split.name,
-            unseen=_mean(ap, list(split.unseen)),
-            seen=_mean(ap, list(seen)),
-            full=_mean(ap),
-            num_unseen=len(split.unseen),
-            num_seen=len(seen),
-        )
-
+    ap, recall = _per_class_ap(match_detections(gt, preds, config.iou_threshold), n_gt, progress)
+    zero_shot = None if config.zero_shot is None else _zero_shot(ap, gt.num_classes, config.zero_shot)
     return EvalResult(
         setting=config.setting,
         top_k=config.top_k,
@@ -361,4 +324,51 @@ def evaluate(
         zero_shot=zero_shot,
         rare_source=rare_source,
         box_offset=config.box_offset,
+    )
+
+
+def _check_predictions(gt: GroundTruth, predictions: Predictions) -> None:
+    """Predictions must use ``gt``'s classes and images."""
+    if not len(predictions):
+        return
+    if predictions.hoi.min() < 0 or predictions.hoi.max() >= gt.num_classes:
+        raise VocabularyError(
+            f"predictions {predictions.source} have HOI classes outside 0..{gt.num_classes - 1}"
+        )
+    if predictions.image.min() < 0 or predictions.image.max() >= gt.num_images:
+        raise VocabularyError(f"predictions {predictions.source} refer to images not in {gt.source}")
+
+
+def _per_class_ap(match: MatchResult, n_gt: np.ndarray, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """AP and recall (percent) of every class from the matched detections; NaN for classes without GT."""
+    ap = np.full(n_gt.shape[0], np.nan)
+    recall = np.full(n_gt.shape[0], np.nan)
+    classes: Any = range(n_gt.shape[0])
+    if progress:
+        from tqdm import tqdm
+
+        classes = tqdm(classes, desc="AP per class", unit="class", delay=0.5, leave=False)
+    for c in classes:
+        if n_gt[c] == 0:
+            continue
+        tp = match.tp[match.class_start[c] : match.class_start[c + 1]]
+        ap[c] = 100.0 * voc_ap_11point(tp, ~tp, int(n_gt[c]))
+        recall[c] = 100.0 * np.count_nonzero(tp) / n_gt[c]
+    return ap, recall
+
+
+def _zero_shot(ap: np.ndarray, num_classes: int, split: ZeroShotSplit) -> ZeroShotResult:
+    """mAP over the split's unseen classes, its seen classes and all classes."""
+    if any(not 0 <= c < num_classes for c in split.unseen):
+        raise VocabularyError(
+            f"zero-shot split '{split.name}' has classes outside 0..{num_classes - 1}"
+        )
+    seen = split.seen(num_classes)
+    return ZeroShotResult(
+        split=split.name,
+        unseen=_mean(ap, list(split.unseen)),
+        seen=_mean(ap, list(seen)),
+        full=_mean(ap),
+        num_unseen=len(split.unseen),
+        num_seen=len(seen),
     )

@@ -1,12 +1,8 @@
 """Ground-truth HOI pairs as flat NumPy arrays, loaded from the fredzzhang/hicodet JSON format.
 
-Two layouts are accepted (the per-image fields are the same in both):
-
-* fredzzhang/hicodet ``instances_test2015.json``: top-level ``annotation`` (one dict per
-  image with ``boxes_h``, ``boxes_o``, ``hoi``, ``object``, ``verb``), ``filenames``, and
-  optionally ``correspondence`` (``[hoi, object, verb]`` per class), ``rare``, ``non_rare``.
-* a per-image list: ``{"images": [{"file_name": ..., "boxes_h": ..., "boxes_o": ...,
-  "hoi": ..., "object": ...}, ...]}`` (the layout of ``real_test_images/annotations.json``).
+The file is read by :func:`hoi_edge.hico_json.read_hico_json` (either layout it describes; training,
+calibration and validation read the same files through it); this module adds the evaluator's checks:
+class indices within the vocabulary, each class belonging to one object, the rare/non-rare lists.
 
 Every annotated (human, object, HOI) entry is one GT instance. Images with no pairs are
 kept: detections on them still count (as false positives). Flat arrays (one row per
@@ -22,13 +18,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from hoi_edge.errors import InputFileError
-from hoi_edge.jsonio import read_json_object
+from hoi_edge.hico_json import HicoFile, read_hico_json
 
 #: Number of HOI classes of HICO-DET; the default when a GT file has no ``correspondence``.
 HICO_NUM_CLASSES = 600
-
-_PAIR_FIELDS = ("boxes_h", "boxes_o", "hoi", "object")
-
 
 @dataclass(frozen=True, eq=False)
 class GroundTruth:
@@ -147,129 +140,66 @@ def _int_list(path: Path, value: Any, where: str) -> list[int]:
 
 
 def load_groundtruth(path: str | Path, num_classes: int | None = None) -> GroundTruth:
-    """Load a GT JSON file (either layout above) into a :class:`GroundTruth`.
+    """Load a GT JSON file (either layout of :mod:`hoi_edge.hico_json`) into a :class:`GroundTruth`.
 
     ``num_classes`` is taken from ``correspondence`` when present; otherwise from the
     argument, defaulting to HICO-DET's 600. Raises :class:`InputFileError` naming the
     file (and the offending image) if it is missing or malformed.
     """
-    p = Path(path)
-    data = read_json_object(p, "ground-truth file")
-
-    if "annotation" in data and "filenames" in data:
-        annotations, filenames = data["annotation"], data["filenames"]
-        if not isinstance(annotations, list) or not isinstance(filenames, list):
-            raise _fail(p, "'annotation' and 'filenames' must be lists")
-        if len(annotations) != len(filenames):
-            raise _fail(p, f"{len(annotations)} annotations but {len(filenames)} filenames")
-        labels = [f"annotation[{i}]" for i in range(len(annotations))]
-    elif "images" in data and isinstance(data["images"], list):
-        annotations = data["images"]
-        filenames = []
-        for i, entry in enumerate(annotations):
-            if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
-                raise _fail(p, f"images[{i}] must be an object with a string 'file_name'")
-            filenames.append(entry["file_name"])
-        labels = [f"images[{i}]" for i in range(len(annotations))]
-    else:
-        raise _fail(p, "expected keys 'annotation' + 'filenames' (fredzzhang/hicodet) or 'images'")
-    if not all(isinstance(name, str) for name in filenames):
-        raise _fail(p, "'filenames' must be strings")
-    if len(set(filenames)) != len(filenames):
-        raise _fail(p, "duplicate image file names")
-
-    class_object: np.ndarray | None = None
-    if "correspondence" in data:
-        corr = data["correspondence"]
-        if not isinstance(corr, list) or not all(
-            isinstance(row, list) and len(row) >= 2 and all(type(v) is int for v in row) for row in corr
-        ):
-            raise _fail(p, "'correspondence' must be a list of [hoi, object, verb] integer rows")
-        if num_classes is not None and num_classes != len(corr):
-            raise _fail(p, f"'correspondence' has {len(corr)} classes but {num_classes} were expected")
-        num_classes = len(corr)
-        class_object = np.full(num_classes, -1, dtype=np.int64)
-        for row in corr:
-            if not 0 <= row[0] < num_classes:
-                raise _fail(p, f"'correspondence' row {row} has a class index outside 0..{num_classes - 1}")
-            class_object[row[0]] = row[1]
-        if (class_object < 0).any():
-            raise _fail(p, "'correspondence' does not list every class exactly once")
-    if num_classes is None:
+    hico = read_hico_json(path, "ground-truth file")
+    p = hico.path
+    class_object = _class_table(p, hico.correspondence, num_classes)
+    if class_object is not None:
+        num_classes = len(class_object)
+    elif num_classes is None:
         num_classes = HICO_NUM_CLASSES
-
-    image_ids: list[int] = []
-    hois: list[int] = []
-    objects: list[int] = []
-    boxes_h: list[Any] = []
-    boxes_o: list[Any] = []
-    for i, (entry, label) in enumerate(zip(annotations, labels)):
-        if not isinstance(entry, dict):
-            raise _fail(p, f"{label} must be an object")
-        missing = [k for k in _PAIR_FIELDS if k not in entry]
-        if missing:
-            raise _fail(p, f"{label} ({filenames[i]}) lacks {', '.join(map(repr, missing))}")
-        lengths = {k: len(entry[k]) if isinstance(entry[k], list) else -1 for k in _PAIR_FIELDS}
-        if len(set(lengths.values())) != 1 or lengths["hoi"] < 0:
-            raise _fail(p, f"{label} ({filenames[i]}): fields must be lists of equal length, got {lengths}")
-        n = lengths["hoi"]
-        _int_list(p, entry["hoi"], f"{label}.hoi")
-        _int_list(p, entry["object"], f"{label}.object")
-        for key in ("boxes_h", "boxes_o"):
-            for box in entry[key]:
-                if not (
-                    isinstance(box, list)
-                    and len(box) == 4
-                    and all(type(v) in (int, float) for v in box)
-                ):
-                    raise _fail(p, f"{label} ({filenames[i]}).{key}: {box!r} is not 4 numbers")
-        image_ids.extend([i] * n)
-        hois.extend(entry["hoi"])
-        objects.extend(entry["object"])
-        boxes_h.extend(entry["boxes_h"])
-        boxes_o.extend(entry["boxes_o"])
-
-    hoi_arr = np.asarray(hois, dtype=np.int64)
-    obj_arr = np.asarray(objects, dtype=np.int64)
-    bad = np.flatnonzero((hoi_arr < 0) | (hoi_arr >= num_classes))
-    if bad.size:
-        j = int(bad[0])
-        raise _fail(
-            p,
-            f"{labels[image_ids[j]]} ({filenames[image_ids[j]]}) has hoi {hois[j]} outside 0..{num_classes - 1}",
-        )
-    if class_object is None:
-        # No vocabulary table in the file: learn class -> object from the pairs themselves.
-        class_object = np.full(num_classes, -1, dtype=np.int64)
-        class_object[hoi_arr] = obj_arr
-    mismatch = np.flatnonzero(class_object[hoi_arr] != obj_arr)
-    if mismatch.size:
-        j = int(mismatch[0])
-        raise _fail(
-            p,
-            f"{labels[image_ids[j]]} ({filenames[image_ids[j]]}): pair with hoi {hois[j]} has object "
-            f"{objects[j]}, but class {hois[j]} belongs to object {int(class_object[hois[j]])}",
-        )
-
-    rare = non_rare = None
-    if "rare" in data:
-        rare = tuple(_int_list(p, data["rare"], "'rare'"))
-    if "non_rare" in data:
-        non_rare = tuple(_int_list(p, data["non_rare"], "'non_rare'"))
+    class_object = _check_classes(hico, num_classes, class_object)
+    rare = None if hico.rare is None else tuple(_int_list(p, hico.rare, "'rare'"))
+    non_rare = None if hico.non_rare is None else tuple(_int_list(p, hico.non_rare, "'non_rare'"))
     for name, idx in (("rare", rare), ("non_rare", non_rare)):
         if idx is not None and any(not 0 <= c < num_classes for c in idx):
             raise _fail(p, f"'{name}' has class indices outside 0..{num_classes - 1}")
-
     return GroundTruth(
-        filenames=tuple(filenames),
-        num_classes=int(num_classes),
-        class_object=class_object,
-        image=np.asarray(image_ids, dtype=np.int64),
-        hoi=hoi_arr,
-        object=obj_arr,
-        boxes_h=np.asarray(boxes_h, dtype=np.float64).reshape(-1, 4),
-        boxes_o=np.asarray(boxes_o, dtype=np.float64).reshape(-1, 4),
-        rare=rare,
-        non_rare=non_rare,
-        source=str(p),
+        filenames=hico.filenames, num_classes=int(num_classes), class_object=class_object, image=hico.image,
+        hoi=hico.hoi, object=hico.object, boxes_h=hico.boxes_h, boxes_o=hico.boxes_o, rare=rare,
+        non_rare=non_rare, source=str(p),
     )
+
+
+def _class_table(p: Path, corr: Any, num_classes: int | None) -> np.ndarray | None:
+    """class -> object index from the file's ``correspondence`` rows, or None when it has none."""
+    if corr is None:
+        return None
+    if not isinstance(corr, list) or not all(
+        isinstance(row, list) and len(row) >= 2 and all(type(v) is int for v in row) for row in corr
+    ):
+        raise _fail(p, "'correspondence' must be a list of [hoi, object, verb] integer rows")
+    if num_classes is not None and num_classes != len(corr):
+        raise _fail(p, f"'correspondence' has {len(corr)} classes but {num_classes} were expected")
+    class_object = np.full(len(corr), -1, dtype=np.int64)
+    for row in corr:
+        if not 0 <= row[0] < len(corr):
+            raise _fail(p, f"'correspondence' row {row} has a class index outside 0..{len(corr) - 1}")
+        class_object[row[0]] = row[1]
+    if (class_object < 0).any():
+        raise _fail(p, "'correspondence' does not list every class exactly once")
+    return class_object
+
+
+def _check_classes(hico: HicoFile, num_classes: int, class_object: np.ndarray | None) -> np.ndarray:
+    """Every pair's class is in range and belongs to the pair's object; returns the class -> object table
+    (learnt from the pairs themselves when the file has no ``correspondence``)."""
+    hoi, obj, image_ids = hico.hoi, hico.object, hico.image
+    bad = np.flatnonzero(hoi >= num_classes)
+    if bad.size:
+        j = int(bad[0])
+        raise hico.error(f"{hico.where[image_ids[j]]} has hoi {int(hoi[j])} outside 0..{num_classes - 1}")
+    if class_object is None:
+        class_object = np.full(num_classes, -1, dtype=np.int64)
+        class_object[hoi] = obj
+    mismatch = np.flatnonzero(class_object[hoi] != obj)
+    if mismatch.size:
+        j = int(mismatch[0])
+        raise hico.error(f"{hico.where[image_ids[j]]}: pair with hoi {int(hoi[j])} has object "
+                         f"{int(obj[j])}, but class {int(hoi[j])} belongs to object {int(class_object[hoi[j]])}")
+    return class_object

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -50,6 +50,7 @@ class Predictions:
     boxes_h: np.ndarray
     boxes_o: np.ndarray
     source: str = "<memory>"
+    listed: frozenset[int] | None = None     # images the file had a line for (read from a file), else unknown
 
     def __post_init__(self) -> None:
         n = self.image.shape[0]
@@ -95,6 +96,7 @@ class Predictions:
             boxes_h=self.boxes_h[index],
             boxes_o=self.boxes_o[index],
             source=self.source,
+            listed=self.listed,
         )
 
     def shift_boxes(self, offset: float) -> "Predictions":
@@ -108,18 +110,18 @@ class Predictions:
             boxes_h=self.boxes_h + offset,
             boxes_o=self.boxes_o + offset,
             source=self.source,
+            listed=self.listed,
         )
 
     def to_image_detections(self, filenames: Sequence[str]) -> Iterator["ImageDetections"]:
-        """Per-image records (in image index order) for :func:`write_predictions`."""
+        """One record per file name (in order), an empty one for an image without detections: a
+        prediction file then says which images were run, and ``eval`` can check its coverage."""
         order = np.argsort(self.image, kind="stable")
-        images = self.image[order]
-        starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]) if images.size else []
-        ends = list(starts[1:]) + [images.size]
-        for s, e in zip(starts, ends):
-            idx = order[s:e]
+        bounds = np.searchsorted(self.image[order], np.arange(len(filenames) + 1))
+        for i, name in enumerate(filenames):
+            idx = order[bounds[i]:bounds[i + 1]]
             yield ImageDetections(
-                image=filenames[int(images[s])],
+                image=name,
                 hoi=self.hoi[idx],
                 score=self.score[idx],
                 human_boxes=self.boxes_h[idx],
@@ -279,45 +281,23 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
                 if not line.strip():
                     continue
                 try:
-                    try:
-                        obj = json.loads(line.decode("utf-8"))
-                    except UnicodeDecodeError as exc:
-                        raise _LineError(f"not UTF-8 text ({exc.reason})") from None
-                    except json.JSONDecodeError as exc:
-                        raise _LineError(f"bad JSON ({exc.msg} at column {exc.colno})") from None
-                    if not isinstance(obj, dict):
-                        raise _LineError(f"expected a JSON object, got {type(obj).__name__}")
-                    for key in ("image", "detections"):
-                        if key not in obj:
-                            raise _LineError(f"missing key '{key}'")
-                    name = obj["image"]
-                    if not isinstance(name, str):
-                        raise _LineError(f"'image' must be a file name string, got {name!r}")
-                    idx = gt.image_id(name)
-                    if idx is None:
-                        raise _LineError(f"unknown image name {name!r} (not in the ground truth {gt.source})")
-                    if idx in seen_on:
-                        raise _LineError(f"image {name!r} already listed on line {seen_on[idx]}")
-                    seen_on[idx] = lineno
-                    dets = obj["detections"]
-                    if not isinstance(dets, list):
-                        raise _LineError(f"'detections' must be a list, got {type(dets).__name__}")
-                    if not dets:
-                        continue
-                    may_have_bools = b"true" in line or b"false" in line
-                    arrays = _parse_detections(dets, gt.num_classes, may_have_bools)
+                    parsed = _parse_line(line, lineno, gt, seen_on)
                 except _LineError as exc:
                     raise InputFileError(f"prediction file {p}, line {lineno}: {exc}") from None
-                images.append(np.full(len(dets), idx, dtype=np.int64))
-                parts.append(arrays)
+                if parsed is not None:
+                    idx, arrays = parsed
+                    images.append(np.full(len(arrays[0]), idx, dtype=np.int64))
+                    parts.append(arrays)
     except FileNotFoundError:
         raise InputFileError(f"prediction file not found: {p}") from None
     except OSError as exc:
         raise InputFileError(f"cannot read prediction file {p}: {exc}") from None
 
+    listed = frozenset(seen_on)
     if not parts:
         empty = np.zeros(0)
-        return Predictions.from_arrays(empty, empty, empty, np.zeros((0, 4)), np.zeros((0, 4)), source=str(p))
+        return replace(Predictions.from_arrays(empty, empty, empty, np.zeros((0, 4)), np.zeros((0, 4)), source=str(p)),
+                       listed=listed)
     return Predictions(
         image=np.concatenate(images),
         hoi=np.concatenate([a[0] for a in parts]),
@@ -325,4 +305,54 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
         boxes_h=np.concatenate([a[2] for a in parts]),
         boxes_o=np.concatenate([a[3] for a in parts]),
         source=str(p),
+        listed=listed,
     )
+
+
+def _parse_line(line: bytes, lineno: int, gt: GroundTruth,
+                seen_on: dict[int, int]) -> tuple[int, tuple[np.ndarray, ...]] | None:
+    """One line's (image index, detection arrays), or None when it lists no detections; records the
+    image in ``seen_on``. Raises :class:`_LineError` with what is wrong."""
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _LineError(f"not UTF-8 text ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise _LineError(f"bad JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise _LineError(f"expected a JSON object, got {type(obj).__name__}")
+    for key in ("image", "detections"):
+        if key not in obj:
+            raise _LineError(f"missing key '{key}'")
+    name = obj["image"]
+    if not isinstance(name, str):
+        raise _LineError(f"'image' must be a file name string, got {name!r}")
+    idx = gt.image_id(name)
+    if idx is None:
+        raise _LineError(f"unknown image name {name!r} (not in the ground truth {gt.source})")
+    if idx in seen_on:
+        raise _LineError(f"image {name!r} already listed on line {seen_on[idx]}")
+    seen_on[idx] = lineno
+    dets = obj["detections"]
+    if not isinstance(dets, list):
+        raise _LineError(f"'detections' must be a list, got {type(dets).__name__}")
+    if not dets:
+        return None
+    may_have_bools = b"true" in line or b"false" in line
+    return idx, _parse_detections(dets, gt.num_classes, may_have_bools)
+
+
+def coverage_warning(predictions: Predictions, gt: GroundTruth) -> str | None:
+    """Why an mAP over ``gt`` may mislead: the prediction file lists only some of its images (or none).
+    Every missing image counts as one without detections, so its GT pairs all become misses."""
+    if predictions.listed is None:
+        return None
+    n, total = len(predictions.listed), gt.num_images
+    if n >= total:
+        return None
+    if n == 0:
+        return (f"{predictions.source} lists none of the {total} ground-truth images: every GT pair counts as "
+                "missed (mAP 0); was it written for another GT file?")
+    return (f"{predictions.source} covers {n} of the {total} ground-truth images; the {total - n} missing images "
+            "count as having no detections, which lowers recall and mAP (evaluate on a GT file of the images "
+            "you ran, or run them all)")

@@ -15,10 +15,17 @@ from torch import nn
 from hoi_edge.config import HOIConfig
 from hoi_edge.errors import VocabularyError
 from hoi_edge.model.clip_encoders import clip_tokenizer, encode_text_embeddings
-from hoi_edge.postprocess import ScoringParams
+from hoi_edge.scoring import ScoringParams
 from hoi_edge.vocabulary import Vocabulary
 
 PLACEHOLDER = "X"
+
+
+def clip_logits(embeddings: torch.Tensor, text: torch.Tensor, scale: torch.Tensor | float,
+                bias: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Logits of L2-normalised embeddings (..., E) against the text bank (C, E): cosine similarity times the
+    learnt temperature plus the learnt bias. The torch twin of :func:`hoi_edge.scoring.clip_logits`."""
+    return scale * embeddings @ text.t() + bias
 
 
 class PromptLearner(nn.Module):
@@ -94,8 +101,8 @@ class HOIClassifier(nn.Module):
 
     def logits(self, pair_emb: torch.Tensor, global_emb: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pairwise (B,P,C) and global (B,C) logits; inputs are already L2-normalised."""
-        pair = self.pair_logit_scale.exp() * pair_emb @ text.t() + self.pair_logit_bias
-        glob = self.global_logit_scale.exp() * global_emb @ text.t() + self.global_logit_bias
+        pair = clip_logits(pair_emb, text, self.pair_logit_scale.exp(), self.pair_logit_bias)
+        glob = clip_logits(global_emb, text, self.global_logit_scale.exp(), self.global_logit_bias)
         return pair, glob
 
     @torch.no_grad()

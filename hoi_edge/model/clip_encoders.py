@@ -118,11 +118,19 @@ class ClipImageEncoder(nn.Module):
 
 
 def encode_text_embeddings(clip: open_clip.CLIP, embeddings: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-    """CLIP's ``encode_text`` from token embeddings (C,L,W) instead of ids; returns (C,E) unnormalised."""
-    x = embeddings + clip.positional_embedding.to(embeddings.dtype)
-    x = clip.transformer(x, attn_mask=clip.attn_mask)
+    """CLIP's ``encode_text`` from token embeddings (C,L,W) instead of ids; returns (C,E) unnormalised.
+
+    CLIP's text attention is causal, so the tokens after the last end-of-text token cannot change any
+    pooled output: the transformer runs on the first ``max(EOT) + 1`` positions only (HICO prompts:
+    ~13 of 77), the same result for ~1/5 of the cost, which training pays every step.
+    """
+    eot = token_ids.argmax(dim=-1)
+    mask = clip.attn_mask
+    n = int(eot.max()) + 1 if mask is not None and token_ids.numel() else embeddings.shape[1]
+    x = embeddings[:, :n] + clip.positional_embedding[:n].to(embeddings.dtype)
+    x = clip.transformer(x, attn_mask=mask[:n, :n] if mask is not None else None)
     x = clip.ln_final(x)
-    x = x[torch.arange(x.shape[0], device=x.device), token_ids.argmax(dim=-1)]
+    x = x[torch.arange(x.shape[0], device=x.device), eot]
     proj = clip.text_projection
     return proj(x) if isinstance(proj, nn.Linear) else x @ proj
 

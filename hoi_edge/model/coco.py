@@ -14,3 +14,8 @@ COCO91_NAMES: tuple[str, ...] = (
 )
 
 PERSON = "person"
+
+#: The 80 COCO classes in contiguous order (the label space of NanoDet and most one-stage detectors):
+#: COCO-91 without its unused ids.
+COCO80_NAMES: tuple[str, ...] = tuple(n for n in COCO91_NAMES if n != "N/A")
+assert len(COCO80_NAMES) == 80

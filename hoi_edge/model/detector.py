@@ -3,13 +3,22 @@
 The module tree mirrors facebookresearch/detr so that the official COCO
 checkpoints (``detr-r50-e632da11.pth``) load with ``load_state_dict`` as they
 are: ``backbone.0.body.*`` (torchvision ResNet with frozen BN),
-``transformer.{encoder,decoder}.layers.N.*``, ``query_embed``, ``input_proj``,
+``transformer.{encoder,decoder}.layers.N.*`` (attention as ``in_proj_weight``/``in_proj_bias``/
+``out_proj``, the names and shapes of ``nn.MultiheadAttention``), ``query_embed``, ``input_proj``,
 ``class_embed`` and ``bbox_embed.layers.N``. Inputs are fixed-size squares
 (letterboxed by :mod:`hoi_edge.preprocess`), which keeps every export static.
+
+Attention is written out with plain matmul/softmax (``nn.MultiheadAttention`` adds mask
+handling, ``expand`` and packed-weight slicing that ExecuTorch's XNNPACK backend cannot take, so
+DETR's transformer used to run in portable kernels). :meth:`DETR.export_module` gives the
+network the targets export: frozen batch norms folded into the convolutions, each attention's
+packed projection split into three linear layers with constant weights. Its outputs equal the
+eager module's to float rounding.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -27,6 +36,7 @@ _RESNETS = {
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
 }
+BACKBONE_STRIDE = 32
 
 
 class Backbone(nn.Module):
@@ -44,7 +54,7 @@ class Backbone(nn.Module):
         return self.body(x)["0"]
 
 
-def sine_position_embedding(height: int, width: int, dim: int, device: torch.device) -> torch.Tensor:
+def sine_position_embedding(height: int, width: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
     """DETR's normalised sine embedding for an unpadded (H, W) grid, shape (H*W, dim)."""
     half = dim // 2
     eps, scale = 1e-6, 2 * math.pi
@@ -61,31 +71,115 @@ def sine_position_embedding(height: int, width: int, dim: int, device: torch.dev
     return torch.cat((py, px), dim=2).flatten(0, 1)
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Scaled dot-product attention over projected (B, L, D) tensors, heads folded into the batch of
+    3-D ``bmm`` calls (a 4-D ``@`` lowers to ``expand`` + ``bmm``, and ``expand`` is not delegated)."""
+    b, lq, d = q.shape
+    lk, dh = k.shape[1], d // heads
+
+    def split(x: torch.Tensor, n: int) -> torch.Tensor:
+        return x.reshape(b, n, heads, dh).transpose(1, 2).reshape(b * heads, n, dh)
+
+    logits = torch.bmm(split(q, lq) * dh ** -0.5, split(k, lk).transpose(1, 2))
+    y = torch.bmm(logits.softmax(-1), split(v, lk))
+    return y.reshape(b, heads, lq, dh).transpose(1, 2).reshape(b, lq, d)
+
+
+class MultiheadAttention(nn.Module):
+    """``nn.MultiheadAttention(d, heads, batch_first=True)`` without masks or dropout, written out.
+
+    Same parameters (``in_proj_weight`` (3D, D), ``in_proj_bias`` (3D), ``out_proj``), same random
+    initialisation and outputs, so official DETR state dicts load unchanged.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)      # nn.MultiheadAttention._reset_parameters
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        wq, wk, wv = self.in_proj_weight.split(self.embed_dim)
+        bq, bk, bv = self.in_proj_bias.split(self.embed_dim)
+        q, k, v = F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+        return self.out_proj(attend(q, k, v, self.num_heads))
+
+
+class SplitAttention(nn.Module):
+    """Export form of :class:`MultiheadAttention`: q/k/v as three ``nn.Linear`` with constant weights
+    (a slice of a packed parameter is a computed tensor to the exporters, not a weight)."""
+
+    def __init__(self, packed: MultiheadAttention) -> None:
+        super().__init__()
+        d = packed.embed_dim
+        self.num_heads = packed.num_heads
+        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(d, d) for _ in range(3))
+        with torch.no_grad():
+            for i, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
+                proj.weight.copy_(packed.in_proj_weight[i * d:(i + 1) * d])
+                proj.bias.copy_(packed.in_proj_bias[i * d:(i + 1) * d])
+        self.out_proj = packed.out_proj
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(attend(self.q_proj(query), self.k_proj(key), self.v_proj(value), self.num_heads))
+
+
+def fold_frozen_batchnorm(module: nn.Module) -> int:
+    """Fold every FrozenBatchNorm2d that directly follows a bias-free Conv2d (in registration order, as in
+    torchvision's ResNet) into that convolution, in place; returns the number folded."""
+    folded = 0
+    for parent in list(module.modules()):
+        previous = None                   # a conv and its norm are siblings
+        for name, child in list(parent.named_children()):
+            if isinstance(child, FrozenBatchNorm2d) and previous is not None:
+                conv_parent, conv_name, conv = previous
+                scale = child.weight * (child.running_var + child.eps).rsqrt()
+                fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                  conv.dilation, conv.groups, bias=True)
+                with torch.no_grad():
+                    fused.weight.copy_(conv.weight * scale[:, None, None, None])
+                    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+                    fused.bias.copy_((bias - child.running_mean) * scale + child.bias)
+                setattr(conv_parent, conv_name, fused)
+                setattr(parent, name, nn.Identity())
+                folded += 1
+                previous = None
+            elif isinstance(child, nn.Conv2d):
+                previous = (parent, name, child)
+            elif not list(child.children()):
+                previous = None
+    return folded
+
+
 class EncoderLayer(nn.Module):
     def __init__(self, d: int, heads: int, ffn: int) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.self_attn = MultiheadAttention(d, heads)
         self.linear1, self.linear2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         q = src + pos
-        src = self.norm1(src + self.self_attn(q, q, src, need_weights=False)[0])
+        src = self.norm1(src + self.self_attn(q, q, src))
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
 class DecoderLayer(nn.Module):
     def __init__(self, d: int, heads: int, ffn: int) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.multihead_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.self_attn = MultiheadAttention(d, heads)
+        self.multihead_attn = MultiheadAttention(d, heads)
         self.linear1, self.linear2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         q = tgt + query_pos
-        tgt = self.norm1(tgt + self.self_attn(q, q, tgt, need_weights=False)[0])
-        tgt = self.norm2(tgt + self.multihead_attn(tgt + query_pos, memory + pos, memory, need_weights=False)[0])
+        tgt = self.norm1(tgt + self.self_attn(q, q, tgt))
+        tgt = self.norm2(tgt + self.multihead_attn(tgt + query_pos, memory + pos, memory))
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
 
 
@@ -109,7 +203,10 @@ class Transformer(nn.Module):
         memory = src
         for layer in self.encoder.layers:
             memory = layer(memory, pos)
-        tgt = torch.zeros_like(query_pos)
+        # zeros that depend on the input: a decoder input made of constants alone turns the first layer's
+        # self-attention into a constant subgraph, and OpenVINO's CPU plugin (2026.4, FP16-compressed IR)
+        # lets a later in-place op overwrite that folded constant, so every call returned different outputs
+        tgt = torch.zeros_like(query_pos) + memory[:, :1, :] * 0.0
         for layer in self.decoder.layers:
             tgt = layer(tgt, memory, pos, query_pos)
         return self.decoder.norm(tgt)
@@ -139,12 +236,38 @@ class DETR(nn.Module):
         self.transformer = Transformer(cfg)
         self.class_embed = nn.Linear(cfg.hidden_dim, cfg.num_classes + 1)
         self.bbox_embed = MLP(cfg.hidden_dim, cfg.hidden_dim, 4, 3)
+        # the configured input size's embedding, precomputed (not in the state dict): exported graphs carry it
+        # as a constant instead of recomputing arange/sin/cos on every call
+        side = -(-cfg.image_size // BACKBONE_STRIDE)
+        self.register_buffer("pos_embed", sine_position_embedding(side, side, cfg.hidden_dim), persistent=False)
+
+    def position_embedding(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        if self.pos_embed.shape[0] == h * w and h == w:
+            return self.pos_embed
+        return sine_position_embedding(h, w, self.cfg.hidden_dim, device)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feat = self.input_proj(self.backbone[0](images))
         b, d, h, w = feat.shape
         src = feat.flatten(2).transpose(1, 2)
-        pos = sine_position_embedding(h, w, d, images.device).unsqueeze(0).repeat(b, 1, 1)
-        query_pos = self.query_embed.weight.unsqueeze(0).repeat(b, 1, 1)
+        pos = _batched(self.position_embedding(h, w, images.device), b)
+        query_pos = _batched(self.query_embed.weight, b)
         hs = self.transformer(src, pos, query_pos)
         return self.class_embed(hs), self.bbox_embed(hs).sigmoid(), hs
+
+    def export_module(self) -> "DETR":
+        """A copy for the exporters with the same outputs: batch norms folded into the convolutions,
+        attention projections split into constant-weight linears."""
+        module = copy.deepcopy(self).eval()
+        fold_frozen_batchnorm(module.backbone)
+        for parent in list(module.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, MultiheadAttention):
+                    setattr(parent, name, SplitAttention(child))
+        return module
+
+
+def _batched(x: torch.Tensor, b: int) -> torch.Tensor:
+    """(N, D) -> (b, N, D); batch 1 (every export) without ``repeat``/``expand``, which XNNPACK does not take."""
+    x = x.unsqueeze(0)
+    return x if b == 1 else x.repeat(b, 1, 1)

@@ -24,8 +24,10 @@ def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle/zip errors: the file is not a torch checkpoint
         raise WeightsError(f"{what} weights file {path} is corrupt or not a PyTorch checkpoint: {exc}") from exc
-    if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
-        data = data["model"]
+    for wrapper in ("model", "state_dict"):   # DETR .pth / Lightning .ckpt and upstream NanoDet .pth
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
+            data = data[wrapper]
+            break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise WeightsError(f"{what} weights file {path} does not hold a state dict")
     return data

@@ -29,14 +29,18 @@ def executorch_threads() -> int:
 
 
 class ExecuTorchRunner(ArtifactRunner):
-    name = "executorch"
+    """``device``: ``xnnpack`` (the backend the .pte files are lowered for at export); others are refused."""
 
-    def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None) -> None:
+    name = "executorch"
+    target = "executorch"
+
+    def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None, device: str | None = None,
+                 throughput: bool = False) -> None:
         if num_threads:
             set_executorch_threads(num_threads)
-        super().__init__(folder, manifest, num_threads)
+        super().__init__(folder, manifest, num_threads, device, throughput)
 
-    def _load(self, path: Path):
+    def _load(self, path: Path, device: str):
         import executorch.kernels.quantized  # noqa: F401  q/dq kernels for ops XNNPACK did not take
         from executorch.runtime import Runtime
 

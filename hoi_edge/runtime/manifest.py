@@ -12,6 +12,12 @@ Layout of an artifact folder::
 Format version 2 adds ``text_embeddings_sha256`` and per-unit ``output_shapes`` (both optional, so
 version-1 folders still load): a re-bake interrupted half-way, or a hand-edited text bank, is then
 caught on load instead of silently scoring with the wrong embeddings.
+
+Format version 3 adds ``files`` (the sha256 of every file in the folder, checked on load and by
+``hoi-edge verify``: a swapped or corrupted network is reported by name, not only when its parser
+happens to fail) and ``random_init`` (which parts of the source model had random weights; loading
+such an artifact warns, as loading the random default model does). Unit files must be plain file
+names inside the folder.
 """
 
 from __future__ import annotations
@@ -22,18 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from hoi_edge.errors import ArtifactError
+from hoi_edge.hashing import file_sha256
 from hoi_edge.jsonio import read_json_object
-from hoi_edge.pipeline import PipelineSpec
+from hoi_edge.spec import PipelineSpec
+from hoi_edge.targets_registry import all_precisions, get_target, target_names
 
 FORMAT = "hoi-edge/artifact"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 TEXT_EMBEDDINGS = "text_embeddings.npy"
 VOCABULARY = "vocabulary.json"
-TARGET_SUFFIX = {"openvino": ".xml", "onnx": ".onnx", "executorch": ".pte"}
-#: Precisions each target can export (the targets' own PRECISIONS are these tuples).
-TARGET_PRECISIONS = {"openvino": ("fp32", "fp16", "int8"), "onnx": ("fp32", "int8"), "executorch": ("fp32", "int8")}
-PRECISIONS = tuple(dict.fromkeys(p for ps in TARGET_PRECISIONS.values() for p in ps))
 
 
 @dataclass
@@ -57,14 +61,35 @@ class Manifest:
     versions: dict[str, str]
     quantization: dict[str, Any] = field(default_factory=dict)
     text_embeddings_sha256: str | None = None     # absent in format-1 manifests
+    files: dict[str, str] | None = None           # file name -> sha256; absent before format 3
+    random_init: list[str] = field(default_factory=list)   # parts of the source model with random weights
+    layout: str = "three-unit"                    # or "end-to-end": one network, image in -> triplets out
+    io_contract: dict[str, Any] | None = None     # end-to-end: what the app feeds and reads (hoi_edge.end_to_end_io)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: Path, record_files: bool = True) -> None:
+        """Write ``manifest.json`` into ``folder``; ``record_files`` first hashes every file there
+        (the writer of a folder that is assembled elsewhere, like ``bake``, sets ``files`` itself)."""
+        if record_files:
+            self.files = hash_files(folder)
         (folder / MANIFEST).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def verify_files(self, folder: str | Path) -> None:
+        """Every file the manifest lists still has its recorded sha256; the first that differs is named."""
+        folder = Path(folder)
+        for name, expected in (self.files or {}).items():
+            path = folder / check_plain_name(name, folder / MANIFEST, "file")
+            if not path.is_file():
+                raise ArtifactError(f"artifact {folder} is incomplete: {name} is missing")
+            if file_sha256(path) != expected:
+                fix = ("re-run 'hoi-edge bake --artifact ... --model ... --vocab ...'" if name in (TEXT_EMBEDDINGS, VOCABULARY)
+                       else "re-export the artifact")
+                raise ArtifactError(f"{path} does not match the manifest (sha256 differs): the file was modified, "
+                                    f"damaged or swapped; {fix}")
 
     @classmethod
     def read(cls, folder: str | Path) -> "Manifest":
@@ -86,27 +111,46 @@ class Manifest:
         except (KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
         manifest.check_values(path)
+        for unit, u in manifest.units.items():
+            check_plain_name(u.file, path, f"unit '{unit}' file")
         manifest.check_files(folder)
         return manifest
 
     def check_values(self, path: Path) -> None:
-        """Target and precision must be ones this hoi-edge can run (a typo would otherwise fail much later)."""
-        if self.target not in TARGET_SUFFIX:
-            raise ArtifactError(f"{path}: unknown target {self.target!r} (expected one of {', '.join(TARGET_SUFFIX)})")
-        if self.precision not in PRECISIONS:
+        """Target and precision must be ones this hoi-edge can run (a typo would otherwise fail much later);
+        both are checked against :mod:`hoi_edge.targets_registry`."""
+        target = get_target(self.target)
+        if target is None:
+            raise ArtifactError(f"{path}: unknown target {self.target!r} (expected one of {', '.join(target_names())})")
+        if self.precision not in all_precisions():
             raise ArtifactError(f"{path}: unknown precision {self.precision!r} "
-                                f"(expected one of {', '.join(PRECISIONS)})")
-        allowed = TARGET_PRECISIONS[self.target]
+                                f"(expected one of {', '.join(all_precisions())})")
+        allowed = target.precisions
         if self.precision not in allowed:
             raise ArtifactError(f"{path}: precision {self.precision!r} is not one of target '{self.target}' "
                                 f"({', '.join(allowed)})")
 
     def check_files(self, folder: Path) -> None:
-        if self.target not in TARGET_SUFFIX:
+        target = get_target(self.target)
+        if target is None:
             raise ArtifactError(f"{folder}: unknown target '{self.target}' in manifest")
         needed = [u.file for u in self.units.values()] + [TEXT_EMBEDDINGS, VOCABULARY]
-        if self.target == "openvino":
-            needed += [Path(u.file).with_suffix(".bin").name for u in self.units.values()]
+        needed += [Path(u.file).with_suffix(s).name for s in target.companion_suffixes for u in self.units.values()]
         missing = [n for n in needed if not (folder / n).is_file()]
         if missing:
             raise ArtifactError(f"artifact {folder} is incomplete: missing {missing}")
+
+
+def check_plain_name(name: str, manifest_path: Path, what: str) -> str:
+    """A file a manifest names must be a plain name inside the artifact folder: never a path out of
+    it (``../x``, ``/etc/passwd``), so a crafted manifest cannot make the loader read elsewhere."""
+    if not isinstance(name, str) or not name or name in (".", "..") or Path(name).name != name \
+            or "/" in name or "\\" in name:
+        raise ArtifactError(f"{manifest_path}: {what} {name!r} must be a plain file name inside the artifact folder")
+    return name
+
+
+def hash_files(folder: Path) -> dict[str, str]:
+    """sha256 of every regular file in ``folder`` except the manifest and hidden temp files."""
+    return {p.name: file_sha256(p) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.name != MANIFEST and not p.name.startswith(".")}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from hoi_edge.checkpoint import load_model
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.model.clip_encoders import clip_image_size, clip_normalization
-from hoi_edge.model.coco import COCO91_NAMES
-from hoi_edge.pipeline import HOIDetector, PipelineSpec
+from hoi_edge.model.spec import detector_class_names, pipeline_spec  # noqa: F401  (re-exported, historic home)
+from hoi_edge.pipeline import HOIDetector
+from hoi_edge.vocabulary import Vocabulary
 
 
 class TorchRunner:
@@ -36,20 +39,17 @@ class TorchRunner:
         return out.float().cpu().numpy()
 
 
-def pipeline_spec(model: CLIP4HOI) -> PipelineSpec:
-    cfg = model.cfg
-    mean, std = clip_normalization(model.clip)
-    return PipelineSpec(
-        detector_size=cfg.detector.image_size, clip_size=clip_image_size(model.clip), clip_mean=mean, clip_std=std,
-        detector_classes=detector_class_names(cfg.detector.num_classes), max_instances=cfg.hoi.max_instances,
-        box_score_threshold=cfg.hoi.box_score_threshold, nms_threshold=cfg.hoi.nms_threshold,
-        max_detections=cfg.hoi.max_detections, scoring=model.classifier.scoring_params(),
-    )
+def detector_from_checkpoint(path: str | Path, vocabulary: str | Path | Vocabulary | None = None,
+                             device: str = "cpu") -> HOIDetector:
+    """:meth:`HOIDetector.from_checkpoint`: a hoi-edge checkpoint (or 'default', the default model as in
+    every command) on the PyTorch backend; a model with random-init parts says so on stderr."""
+    from hoi_edge.defaults import resolve_checkpoint
+    from hoi_edge.provenance import random_init_parts, warn_random_init
 
-
-def detector_class_names(num_classes: int) -> tuple[str, ...]:
-    """Class names of the detector's logits (COCO-91 id space, as the official DETR)."""
-    return tuple(COCO91_NAMES[i] if i < len(COCO91_NAMES) else "N/A" for i in range(num_classes))
+    path = resolve_checkpoint(path)
+    model = load_model(path, vocabulary=vocabulary)
+    warn_random_init(f"checkpoint {path}", random_init_parts(model.cfg))
+    return detector_from_model(model, device=device)
 
 
 @torch.inference_mode()

@@ -28,9 +28,10 @@ _EXPORTS = {
     "Dataset": "dataset", "load_dataset": "dataset",
     "ValidationError": "errors",
     "LatencyStats": "latency", "StageStats": "latency",
-    "BackendRun": "measure", "RunSettings": "measure", "run_backend": "measure",
+    "BackendRun": "measure", "KeptInstances": "measure", "RunSettings": "measure", "run_backend": "worker",
     "MemoryStats": "memory",
     "BackendReport": "report", "Thresholds": "report", "ValidationReport": "report",
+    "render_markdown": "markdown",
     "ValidateConfig": "validator", "validate": "validator", "write_outputs": "validator",
 }
 __all__ = sorted(_EXPORTS)

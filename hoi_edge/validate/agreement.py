@@ -22,28 +22,38 @@ IOU_THRESHOLD = 0.5
 @dataclass(frozen=True)
 class ImageAgreement:
     image: str
-    overlap: float       # matched / reference triplets (1.0 when both are empty)
+    overlap: float | None     # matched / reference triplets; None ("n/a") when the reference found nothing
     matched: int
     reference: int
+    candidate: int = 0        # the artifact's triplets in its top-k (extra ones show where the reference had none)
 
 
 @dataclass(frozen=True)
 class AgreementStats:
-    """``topk_overlap``: mean over images of the fraction of the reference's top-k the artifact also
-    has in its top-k. ``score_mae`` / ``box_iou``: over all matched triplets (mean of the human and
-    object IoU); ``None`` when nothing matched."""
+    """``topk_overlap``: mean, over the images where the reference found triplets, of the fraction of
+    the reference's top-k the artifact also has in its top-k; ``None`` ("n/a") when the reference
+    found nothing on any image: agreement with nothing is not evidence. ``score_mae`` / ``box_iou``:
+    over all matched triplets (mean of the human and object IoU); ``None`` when nothing matched.
+    ``extra_triplets``: the artifact's triplets on images where the reference had none."""
 
     top_k: int
     iou_threshold: float
-    topk_overlap: float
-    min_overlap: float
-    worst_image: str
+    topk_overlap: float | None
+    min_overlap: float | None
+    worst_image: str | None
     score_mae: float | None
     box_iou: float | None
     matched: int
     reference_triplets: int
     images: int
+    images_compared: int = 0
+    extra_triplets: int = 0
     per_image: tuple[ImageAgreement, ...] = ()
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the reference found something to agree with on at least one image."""
+        return self.topk_overlap is not None
 
     def to_dict(self, per_image: bool = True) -> dict[str, Any]:
         d = asdict(self)
@@ -88,21 +98,24 @@ def compare_predictions(reference: Predictions, candidate: Predictions, names: S
     for i, name in enumerate(names):
         r, c = _top(reference, ref_by_image[i], k), _top(candidate, cand_by_image[i], k)
         if len(r) == 0:
-            per_image.append(ImageAgreement(name, 1.0 if len(c) == 0 else 0.0, 0, 0))
+            per_image.append(ImageAgreement(name, None, 0, 0, len(c)))
             continue
         pairs = match_triplets(reference.hoi[r], reference.boxes_h[r], reference.boxes_o[r],
                                candidate.hoi[c], candidate.boxes_h[c], candidate.boxes_o[c], iou_threshold)
         for ri, ci, ih, io in pairs:
             score_err.append(abs(float(reference.score[r[ri]]) - float(candidate.score[c[ci]])))
             ious.append((ih + io) / 2.0)
-        per_image.append(ImageAgreement(name, len(pairs) / len(r), len(pairs), len(r)))
-    overlaps = np.array([a.overlap for a in per_image])
-    worst = int(np.argmin(overlaps))
+        per_image.append(ImageAgreement(name, len(pairs) / len(r), len(pairs), len(r), len(c)))
+    compared = [a for a in per_image if a.overlap is not None]
+    worst = min(compared, key=lambda a: a.overlap) if compared else None
     return AgreementStats(
-        top_k=k, iou_threshold=iou_threshold, topk_overlap=float(overlaps.mean()), min_overlap=float(overlaps[worst]),
-        worst_image=per_image[worst].image, score_mae=float(np.mean(score_err)) if score_err else None,
+        top_k=k, iou_threshold=iou_threshold,
+        topk_overlap=float(np.mean([a.overlap for a in compared])) if compared else None,
+        min_overlap=worst.overlap if worst else None, worst_image=worst.image if worst else None,
+        score_mae=float(np.mean(score_err)) if score_err else None,
         box_iou=float(np.mean(ious)) if ious else None, matched=len(score_err),
-        reference_triplets=sum(a.reference for a in per_image), images=len(names), per_image=tuple(per_image),
+        reference_triplets=sum(a.reference for a in per_image), images=len(names), images_compared=len(compared),
+        extra_triplets=sum(a.candidate for a in per_image if a.overlap is None), per_image=tuple(per_image),
     )
 
 

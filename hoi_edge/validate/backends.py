@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hoi_edge.errors import InputFileError, WeightsError
+from hoi_edge.validate.latency import ARTIFACT_DEVICE
 
 REFERENCE = "reference"
 ARTIFACT = "artifact"
@@ -51,14 +52,18 @@ def reference_spec(checkpoint: str | Path, device: str = "cpu") -> BackendSpec:
                        device=device, size_bytes=path.stat().st_size)
 
 
-def artifact_spec(folder: str | Path) -> BackendSpec:
-    """An exported artifact; the manifest is read and its files checked here, before any run."""
+def artifact_spec(folder: str | Path, device: str | None = None) -> BackendSpec:
+    """An exported artifact; the manifest is read and its files checked here, before any run, and so is
+    ``device`` (:mod:`hoi_edge.runtime.devices`: a device this machine lacks fails now, in one line)."""
+    from hoi_edge.runtime.devices import parse_devices
     from hoi_edge.runtime.manifest import Manifest
 
     path = Path(folder)
     manifest = Manifest.read(path)
+    if device:
+        parse_devices(manifest.target, device, unit_names=tuple(manifest.units))
     return BackendSpec(kind=ARTIFACT, path=path, label=f"{manifest.target}/{manifest.precision}",
-                       target=manifest.target, precision=manifest.precision, device="cpu",
+                       target=manifest.target, precision=manifest.precision, device=device or ARTIFACT_DEVICE,
                        size_bytes=folder_size(path), vocabulary_fingerprint=manifest.vocabulary_fingerprint,
                        source_sha256=manifest.source_checkpoint.get("sha256"))
 
@@ -108,3 +113,17 @@ def resolve_threads(threads: int | None) -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def slug(label: str) -> str:
+    """A file-name-safe form of a backend label ('openvino/int8 [x]' -> 'openvino-int8-x')."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-")
+
+
+def broken_spec(folder: str | Path) -> BackendSpec:
+    """A placeholder for an artifact whose manifest could not be read: it is reported as failed."""
+    path = Path(folder)
+    return BackendSpec(kind=ARTIFACT, path=path, label=f"broken [{path.name}]", target="?", precision="?",
+                       device="cpu", size_bytes=folder_size(path) if path.is_dir() else 0)

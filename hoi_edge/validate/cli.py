@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hoi_edge.clickutil import friendly_errors
+from hoi_edge.clickutil import SuggestingChoice, deprecated_alias, friendly_errors
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -27,6 +27,11 @@ def _artifact_options(fn):
                         help="Artifact folder(s); several may follow one --artifacts, or repeat it.")(fn)
 
 
+_DEVICE_HELP = ("Where the artifacts run: an OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO, HETERO:GPU,CPU, MULTI:...), "
+                "ONNX Runtime providers in priority order (cuda,cpu; tensorrt:fp16:cache=DIR,cuda,cpu), ExecuTorch "
+                "xnnpack; or per unit: detector=GPU,clip_image=NPU,hoi_head=CPU. [default: the CPU]")
+
+
 def _common_options(fn):
     fn = click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
                       help="Untimed runs per backend before timing.")(fn)
@@ -37,11 +42,15 @@ def _common_options(fn):
 
 @click.command("validate")
 @_artifact_options
-@click.option("--reference", required=True, type=_FILE,
-              help="Full-precision hoi-edge checkpoint (.pt) the artifacts were exported from.")
+@click.option("--model", "model", default=None,
+              help="The reference: the full-precision hoi-edge checkpoint (.pt) the artifacts were exported from, "
+                   "or 'default' for the default model (as in detect/export)  [default: default]")
+@deprecated_alias("--reference", "--model", "model")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="HICO-format annotation json (mAP + agreement) or a folder of images (agreement only).")
-@click.option("--images", type=_DIR, default=None, help="Images folder when --data is a json kept elsewhere.")
+@click.option("--images-dir", "images_dir", type=_DIR, default=None,
+              help="Images folder when --data is a json kept elsewhere.")
+@deprecated_alias("--images", "--images-dir", "images_dir", type=_DIR)
 @click.option("--split", default=None, help="Zero-shot split (rf-uc, nf-uc, uo, uv): also Unseen / Seen mAP.")
 @click.option("--splits", type=_FILE, default=None,
               help="splits.json for --split (default: beside --data, else the vocabulary's own splits).")
@@ -49,29 +58,38 @@ def _common_options(fn):
               help="Fail when an artifact's mAP (Full, or Unseen with --split) drops more points than this.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
               help="Fail when an artifact's top-k agreement with the reference is below this (0-1).")
+@click.option("--allow-empty-reference", is_flag=True,
+              help="Do not fail when the reference finds no HOI triplet on any image (agreement is then n/a).")
+@click.option("--allow-checkpoint-mismatch", is_flag=True,
+              help="Compare artifacts exported from another checkpoint than the reference (a warning, not an error).")
 @click.option("--out", type=_DIR, default=None,
               help="Write report.json, report.md, accuracy_latency.png and predictions/ here.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True,
               help="Triplets per image compared for agreement.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Device of the PyTorch reference (artifacts run on the CPU; use cpu for like-for-like speed-ups).")
+@click.option("--reference-device", "device", type=SuggestingChoice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Device of the PyTorch reference (use cpu for like-for-like speed-ups).")
+@click.option("--device", "artifact_device", default=None, help=_DEVICE_HELP)
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
               help="At least this many timed runs per backend: whole timed passes over the images are repeated "
                    "until reached (one pass when there are this many images). Accuracy uses the first pass.")
 @_common_options
 @friendly_errors
-def validate_command(artifact_dirs, artifacts, reference, data, images, split, splits, max_map_drop, min_agreement,
-                     out, limit, top_k, device, runs, warmup, threads, quiet) -> None:
+def validate_command(artifact_dirs, artifacts, model, data, images_dir, split, splits, max_map_drop, min_agreement,
+                     allow_empty_reference, allow_checkpoint_mismatch, out, limit, top_k, device, artifact_device,
+                     runs, warmup, threads, quiet) -> None:
     """Compare exported artifacts with the PyTorch reference: mAP drop, agreement, latency, memory, size."""
     from hoi_edge.validate.report import Thresholds
     from hoi_edge.validate.validator import REPORT_JSON, ValidateConfig, validate
 
     folders = list(artifacts) + list(artifact_dirs)
     report = validate(ValidateConfig(
-        reference=reference, artifacts=folders, data=data, images=images, split=split, splits=splits,
-        thresholds=Thresholds(max_map_drop=max_map_drop, min_agreement=min_agreement), out=out, limit=limit,
-        warmup=warmup, runs=runs, threads=threads, device=device, top_k=top_k, progress=not quiet,
+        reference=model or "default", artifacts=folders, data=data, images=images_dir, split=split, splits=splits,
+        thresholds=Thresholds(max_map_drop=max_map_drop, min_agreement=min_agreement,
+                              allow_empty_reference=allow_empty_reference,
+                              allow_checkpoint_mismatch=allow_checkpoint_mismatch), out=out, limit=limit,
+        warmup=warmup, runs=runs, threads=threads, device=device, artifact_device=artifact_device, top_k=top_k,
+        progress=not quiet,
     ))
     click.echo(report.to_markdown())
     if out is not None:
@@ -83,24 +101,51 @@ def validate_command(artifact_dirs, artifacts, reference, data, images, split, s
 
 @click.command("benchmark")
 @_artifact_options
-@click.option("--reference", type=_FILE, default=None, help="PyTorch checkpoint to compare against (the baseline).")
-@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of images to time on.")
+@click.option("--model", "model", default=None,
+              help="PyTorch checkpoint to compare against (the baseline), or 'default' for the default model.")
+@deprecated_alias("--reference", "--model", "model")
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Folder of images to time on.")
+@deprecated_alias("--images", "--data", "data", type=click.Path(path_type=Path))
 @click.option("--runs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed runs per backend (cycling through the images).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-              help="Device of the PyTorch reference (artifacts run on the CPU; cuda makes ratios GPU vs CPU).")
+@click.option("--reference-device", "device", type=SuggestingChoice(["auto", "cpu", "cuda"]), default="cpu",
+              show_default=True, help="Device of the PyTorch reference (cuda makes ratios GPU vs CPU).")
+@click.option("--device", "artifact_device", default=None, help=_DEVICE_HELP)
+@click.option("--mode", type=click.Choice(["latency", "throughput"]), default="latency", show_default=True,
+              help="latency: per-image latency, memory and size. throughput: frames/s over a video-like stream "
+                   "(the images cycled, --runs frames per round), synchronous next to pipelined, with "
+                   "single-image latency beside it.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="--mode throughput: timed rounds per mode (the table shows median and min-max).")
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="--mode throughput: frames in flight in the pipelined mode.")
 @click.option("--json", "json_out", type=_FILE, default=None, help="Also write the results as JSON here.")
 @_common_options
 @friendly_errors
-def benchmark_command(artifact_dirs, artifacts, reference, images, runs, device, json_out, warmup, threads,
-                      quiet) -> None:
+def benchmark_command(artifact_dirs, artifacts, model, data, runs, device, artifact_device, mode, repeats, depth,
+                      json_out, warmup, threads, quiet) -> None:
     """Latency, throughput, peak memory and size of the reference and artifacts, with speed ratios."""
-    from hoi_edge.atomic import atomic_output
+    from hoi_edge.atomic import atomic_output, check_writable
+    from hoi_edge.defaults import resolve_checkpoint
     from hoi_edge.validate.benchmarking import BenchmarkConfig, benchmark
 
-    report = benchmark(BenchmarkConfig(images=images, reference=reference,
-                                       artifacts=list(artifacts) + list(artifact_dirs), warmup=warmup, runs=runs,
-                                       threads=threads, device=device, progress=not quiet))
+    if data is None:
+        raise click.UsageError("Missing option '--data' (the folder of images to time on).")
+    if json_out is not None:
+        check_writable(json_out, "--json file")
+    reference = resolve_checkpoint(model) if model is not None else None
+    if mode == "throughput":
+        from hoi_edge.stream_bench import ThroughputConfig, benchmark_throughput
+
+        report = benchmark_throughput(ThroughputConfig(
+            images=data, reference=reference, artifacts=list(artifacts) + list(artifact_dirs), frames=runs,
+            repeats=repeats, warmup=warmup, threads=threads, device=artifact_device, reference_device=device,
+            depth=depth, progress=not quiet))
+    else:
+        report = benchmark(BenchmarkConfig(images=data, reference=reference,
+                                           artifacts=list(artifacts) + list(artifact_dirs), warmup=warmup,
+                                           runs=runs, threads=threads, device=device,
+                                           artifact_device=artifact_device, progress=not quiet))
     click.echo(report.to_markdown())
     if json_out is not None:
         with atomic_output(json_out) as tmp:

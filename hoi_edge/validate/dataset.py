@@ -10,7 +10,7 @@ import numpy as np
 
 from hoi_edge.errors import InputFileError
 from hoi_edge.eval import GroundTruth, load_groundtruth
-from hoi_edge.sources import IMAGE_SUFFIXES
+from hoi_edge.sources import IMAGE_SUFFIXES, list_image_files
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,7 @@ def load_dataset(data: str | Path, images: str | Path | None = None, limit: int 
 
 
 def _folder_dataset(folder: Path, limit: int | None) -> Dataset:
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    paths = list_image_files(folder)
     if not paths:
         raise InputFileError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
     paths = paths[:limit]

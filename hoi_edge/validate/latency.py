@@ -65,7 +65,7 @@ def describe_speedup(label: str, ratio: float, reference_label: str) -> str:
     return f"{label}: {1.0 / ratio:.2f}x slower than {reference_label}"
 
 
-ARTIFACT_DEVICE = "cpu"      # every exported artifact runs on the CPU
+ARTIFACT_DEVICE = "cpu"      # where artifacts run without --device
 
 
 def device_warning(reference_device: str, command: str = "validate") -> str | None:
@@ -73,4 +73,5 @@ def device_warning(reference_device: str, command: str = "validate") -> str | No
     if reference_device == ARTIFACT_DEVICE:
         return None
     return (f"the reference ran on {reference_device}, the artifacts on the CPU: Speed-up compares GPU with CPU "
-            f"latency and is not like for like; run 'hoi-edge {command} --device cpu' for CPU-vs-CPU ratios")
+            f"latency and is not like for like; run 'hoi-edge {command} --reference-device cpu' for CPU-vs-CPU "
+            "ratios")

@@ -1,16 +1,12 @@
-"""Run one backend over a list of images: warm-up (untimed), then timed runs, keeping the
-detections and per-stage timings.
+"""Measure one backend over a list of images in this process: warm-up (untimed), then timed
+runs, keeping the detections, the kept instances and per-stage timings.
 
-By default every backend runs in a fresh Python process (``isolate=True``): its peak RSS is
-then its own (see :mod:`hoi_edge.validate.memory`), thread settings cannot leak from one
-runtime into the next, and a crash in a runtime is reported instead of killing the caller.
-The parent and the child exchange a JSON request and a JSON + ``.npz`` result through a
-temporary folder.
+Running it in a fresh process (the default) is :mod:`hoi_edge.validate.worker`'s job.
 
 Threads: ``RunSettings.threads`` goes to the runtime (``torch.set_num_threads`` for the
 reference, ExecuTorch's own threadpool, ``INFERENCE_NUM_THREADS`` for OpenVINO,
 ``intra_op_num_threads`` for ONNX Runtime) and to OpenCV (letterbox resize); NumPy's BLAS is pinned to one thread in
-every isolated run (see ``_BLAS_ENV``).
+every isolated run (see :mod:`hoi_edge.validate.worker`).
 
 Imports: a worker imports only its own runtime (PyTorch for the reference and ExecuTorch, just
 OpenVINO or ONNX Runtime for those artifacts), and does so before the memory baseline, so
@@ -20,31 +16,21 @@ OpenVINO or ONNX Runtime for those artifacts), and does so before the memory bas
 from __future__ import annotations
 
 import importlib
-import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from hoi_edge import errors as _errors
-from hoi_edge.errors import HOIEdgeError
 from hoi_edge.eval import Predictions
 from hoi_edge.pipeline import STAGES
+from hoi_edge.targets_registry import TARGETS
 from hoi_edge.validate.backends import BackendSpec
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.memory import MemoryStats, current_rss_mb, peak_rss_mb
-
-# NumPy's BLAS runs only the tiny matrices of the shared post-processing. A second thread pool
-# beside the runtime's oversubscribes the cores: on 2 cores, post-processing took 13-37 ms
-# instead of ~1.2 ms after ONNX Runtime / ExecuTorch / OpenVINO runs. Pinned to 1 for every backend.
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -97,24 +83,54 @@ class BackendRun:
     memory: MemoryStats
     vocabulary_fingerprint: str = ""
     vocabulary: dict[str, Any] | None = field(default=None, repr=False)
+    instances: "KeptInstances | None" = None     # first pass only, like ``predictions``
+    execution: dict[str, Any] | None = None      # per unit: device asked for, what ran it (runner.execution_info)
 
 
-def run_backend(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
-    """Measure ``spec`` on ``images``: in a fresh process when ``settings.isolate``, else here."""
-    if not images:
-        raise ValidationError("no images to run")
-    if settings.isolate:
-        return _run_isolated(spec, images, settings)
-    return measure_here(spec, images, settings, measure_memory=False)
+@dataclass
+class KeptInstances:
+    """The human and object instances the pipeline kept on each image (``Prediction.instances``,
+    valid rows only): what box AP compares between a backend and the reference."""
+
+    image: np.ndarray       # (N,) image index
+    boxes: np.ndarray       # (N, 4) xyxy pixels
+    classes: np.ndarray     # (N,) detector class id
+    scores: np.ndarray      # (N,)
+    human: np.ndarray       # (N,) bool
+
+    @classmethod
+    def collect(cls, per_image: Sequence[tuple[int, Any]]) -> "KeptInstances":
+        """From (image index, :class:`~hoi_edge.postprocess.Instances`) pairs; padding rows dropped."""
+        cols: dict[str, list[np.ndarray]] = {"image": [np.zeros(0, np.int64)], "boxes": [np.zeros((0, 4))],
+                                             "classes": [np.zeros(0, np.int64)], "scores": [np.zeros(0)],
+                                             "human": [np.zeros(0, bool)]}
+        for i, inst in per_image:
+            v = np.asarray(inst.valid, bool)
+            cols["image"].append(np.full(int(v.sum()), i, dtype=np.int64))
+            cols["boxes"].append(np.asarray(inst.boxes, np.float64).reshape(-1, 4)[v])
+            cols["classes"].append(np.asarray(inst.classes, np.int64)[v])
+            cols["scores"].append(np.asarray(inst.scores, np.float64)[v])
+            cols["human"].append(np.asarray(inst.human, bool)[v])
+        return cls(**{k: np.concatenate(v) for k, v in cols.items()})
+
+    def to_arrays(self, prefix: str = "inst_") -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": getattr(self, k) for k in ("image", "boxes", "classes", "scores", "human")}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "inst_") -> "KeptInstances":
+        return cls(**{k: arrays[f"{prefix}{k}"] for k in ("image", "boxes", "classes", "scores", "human")})
+
+    def of_image(self, i: int) -> dict[str, np.ndarray]:
+        m = self.image == i
+        return {"boxes": self.boxes[m], "classes": self.classes[m], "scores": self.scores[m], "human": self.human[m]}
 
 
 # Modules a backend's runtime needs, imported before the memory baseline. Only the reference and
 # ExecuTorch (whose Python runtime takes torch tensors) pull in PyTorch.
+# The targets' lists come from :mod:`hoi_edge.targets_registry` (runner module + preload).
 RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
     "pytorch": ("torch", "hoi_edge.checkpoint", "hoi_edge.runtime.torch_runner"),
-    "openvino": ("hoi_edge.runtime.openvino_runner",),
-    "onnx": ("hoi_edge.runtime.onnx_runner",),
-    "executorch": ("hoi_edge.runtime.executorch_runner", "executorch.runtime", "executorch.kernels.quantized"),
+    **{t.name: (t.runner_module, *t.preload) for t in TARGETS.values()},
 }
 
 
@@ -126,6 +142,12 @@ def import_runtime(spec: BackendSpec) -> None:
             importlib.import_module(name)
         except ImportError:
             return
+
+
+def execution_info(detector) -> dict[str, Any] | None:
+    """What each unit ran on, as the runtime reports it (artifacts); ``None`` for the PyTorch reference."""
+    info = getattr(detector.runner, "execution_info", None)
+    return info() if callable(info) else None
 
 
 def open_backend(spec: BackendSpec, threads: int | None):
@@ -142,7 +164,7 @@ def open_backend(spec: BackendSpec, threads: int | None):
         return HOIDetector.from_checkpoint(spec.path, device=spec.device)
     from hoi_edge.runtime.artifact import load_artifact
 
-    return load_artifact(spec.path, num_threads=threads)
+    return load_artifact(spec.path, num_threads=threads, device=spec.device)
 
 
 def _cuda_torch(spec: BackendSpec):
@@ -160,151 +182,120 @@ def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSetting
 
     PyTorch is imported only when ``spec`` needs it (see :data:`RUNTIME_MODULES`), or in a
     shared process (``isolate=False``) to restore its thread count afterwards."""
-    import cv2
     from tqdm import tqdm
 
-    from hoi_edge.preprocess import load_image
-
-    torch_threads = None
-    if not settings.isolate:
-        import torch
-
-        torch_threads = torch.get_num_threads()
-    cv2_threads = cv2.getNumThreads()
-    if settings.threads:
-        cv2.setNumThreads(settings.threads)   # letterbox resize: same pool size for every backend
-    try:
-        import_runtime(spec)
-        gpu = _cuda_torch(spec)
-        if gpu is not None:
-            gpu.cuda.reset_peak_memory_stats()
-        baseline = current_rss_mb() if measure_memory else None
-        start = time.perf_counter()
-        detector = open_backend(spec, settings.threads)
-        load_s = time.perf_counter() - start
-
-        n = len(images)
-        timed = settings.timed_images(n)
-        keep = n if settings.runs is None else 0          # detections of the first pass only
-        bar = tqdm(total=settings.warmup + len(timed), desc=spec.label, unit="img", disable=not settings.progress,
-                   leave=True, dynamic_ncols=True)
+    with BackendSession(spec, images, settings, measure_memory) as session:
+        bar = tqdm(total=settings.warmup + len(session.timed), desc=spec.label, unit="img",
+                   disable=not settings.progress, leave=True, dynamic_ncols=True)
         with bar:
             bar.set_postfix_str("warm-up")
-            for w in range(settings.warmup):
-                detector.run(load_image(images[w % n]))
-                bar.update()
+            session.warm_up(bar.update)
             bar.set_postfix_str("timed")
-            wall = np.zeros(len(timed))
-            stages = {s: np.zeros(len(timed)) for s in STAGES}
-            det: dict[str, list] = {"image": [], "hoi": [], "score": [], "h": [], "o": []}
-            for r, i in enumerate(timed):
-                image = load_image(images[i])              # decoding is not part of the latency
-                t0 = time.perf_counter()
-                pred = detector.run(image)
-                wall[r] = time.perf_counter() - t0
-                for s in STAGES:
-                    stages[s][r] = pred.timings.get(s, 0.0)
-                if r < keep:
-                    for d in pred.detections:
-                        det["image"].append(i)
-                        det["hoi"].append(d.hoi)
-                        det["score"].append(d.score)
-                        det["h"].append(d.human_box)
-                        det["o"].append(d.object_box)
+            for r in range(len(session.timed)):
+                session.time_run(r)
                 bar.update()
-        if measure_memory:
+        return session.result()
+
+
+class BackendSession:
+    """One loaded backend that times one run at a time: :func:`measure_here` drives it in a loop, and a
+    benchmark worker drives it run by run from its parent, so that backends can be interleaved
+    (a machine that gets busy half-way then slows every backend alike, not only the last ones)."""
+
+    def __init__(self, spec: BackendSpec, images: Sequence[Path], settings: RunSettings,
+                 measure_memory: bool = True) -> None:
+        import cv2
+
+        self.spec, self.images, self.settings, self.measure_memory = spec, list(images), settings, measure_memory
+        self._torch_threads = None
+        if not settings.isolate:
+            import torch
+
+            self._torch_threads = torch.get_num_threads()
+        self._cv2_threads = cv2.getNumThreads()
+        if settings.threads:
+            cv2.setNumThreads(settings.threads)   # letterbox resize: same pool size for every backend
+        try:
+            import_runtime(spec)
+            self.gpu = _cuda_torch(spec)
+            if self.gpu is not None:
+                self.gpu.cuda.reset_peak_memory_stats()
+            self.baseline = current_rss_mb() if measure_memory else None
+            start = time.perf_counter()
+            self.detector = open_backend(spec, settings.threads)
+            self.load_s = time.perf_counter() - start
+        except BaseException:
+            self.close()
+            raise
+        n = len(self.images)
+        self.timed = settings.timed_images(n)
+        self.keep = n if settings.runs is None else 0          # detections of the first pass only
+        self.wall = np.zeros(len(self.timed))
+        self.stages = {s: np.zeros(len(self.timed)) for s in STAGES}
+        self._det: dict[str, list] = {"image": [], "hoi": [], "score": [], "h": [], "o": []}
+        self._kept: list[tuple[int, Any]] = []
+
+    def __enter__(self) -> "BackendSession":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Give a shared process (``isolate=False``) its thread settings back."""
+        if not self.settings.isolate:
+            import cv2
+
+            cv2.setNumThreads(self._cv2_threads)
+            if self._torch_threads is not None:
+                sys.modules["torch"].set_num_threads(self._torch_threads)
+
+    def warm_up(self, step=lambda: None) -> None:
+        from hoi_edge.preprocess import load_image
+
+        for w in range(self.settings.warmup):
+            self.detector.run(load_image(self.images[w % len(self.images)]))
+            step()
+
+    def time_run(self, r: int) -> float:
+        """Timed run ``r`` (image ``timed[r]``); returns its seconds."""
+        from hoi_edge.preprocess import load_image
+
+        i = self.timed[r]
+        image = load_image(self.images[i])              # decoding is not part of the latency
+        t0 = time.perf_counter()
+        pred = self.detector.run(image)
+        self.wall[r] = time.perf_counter() - t0
+        for s in STAGES:
+            self.stages[s][r] = pred.timings.get(s, 0.0)
+        if r < self.keep:
+            self._kept.append((i, pred.instances))
+            for d in pred.detections:
+                self._det["image"].append(i)
+                self._det["hoi"].append(d.hoi)
+                self._det["score"].append(d.score)
+                self._det["h"].append(d.human_box)
+                self._det["o"].append(d.object_box)
+        return float(self.wall[r])
+
+    def result(self) -> BackendRun:
+        spec, det, detector = self.spec, self._det, self.detector
+        if self.measure_memory:
             peak, method = peak_rss_mb()
-            gpu_mb = gpu.cuda.max_memory_allocated() / 2**20 if gpu is not None else None
-            memory = MemoryStats(peak, baseline if peak is not None else None, gpu_mb, method)
+            gpu_mb = self.gpu.cuda.max_memory_allocated() / 2**20 if self.gpu is not None else None
+            memory = MemoryStats(peak, self.baseline if peak is not None else None, gpu_mb, method)
         else:
             memory = MemoryStats.not_measured("in-process run")
         predictions = None
-        if keep:
+        if self.keep:
             predictions = Predictions.from_arrays(det["image"], det["hoi"], det["score"],
                                                   np.reshape(det["h"], (-1, 4)), np.reshape(det["o"], (-1, 4)),
                                                   source=spec.label)
         return BackendRun(
-            spec=spec, backend=detector.backend, threads=settings.threads, load_s=load_s,
-            image_index=np.asarray(timed, dtype=np.int64), wall_s=wall, stage_s=stages, predictions=predictions,
-            memory=memory, vocabulary_fingerprint=detector.vocab.fingerprint(),
+            spec=spec, backend=detector.backend, threads=self.settings.threads, load_s=self.load_s,
+            image_index=np.asarray(self.timed, dtype=np.int64), wall_s=self.wall, stage_s=self.stages,
+            predictions=predictions, memory=memory, vocabulary_fingerprint=detector.vocab.fingerprint(),
             vocabulary=detector.vocab.to_dict() if spec.is_reference else None,
+            instances=KeptInstances.collect(self._kept) if self.keep else None,
+            execution=execution_info(detector),
         )
-    finally:
-        if not settings.isolate:
-            cv2.setNumThreads(cv2_threads)
-            if torch_threads is not None:
-                sys.modules["torch"].set_num_threads(torch_threads)
-
-
-# --- the isolated worker: request/result files -------------------------------------------------
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])      # so a source checkout works uninstalled
-    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update({key: "1" for key in _BLAS_ENV})
-    return env
-
-
-def _run_isolated(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
-    with tempfile.TemporaryDirectory(prefix="hoi-edge-measure-") as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"spec": spec.to_dict(), "images": [str(p) for p in images],
-                                       "settings": asdict(settings)}))
-        proc = subprocess.run([sys.executable, "-m", "hoi_edge.validate._worker", str(request)],
-                              env=_child_env(), stdin=subprocess.DEVNULL)
-        return read_result(request, spec, proc.returncode)
-
-
-def result_paths(request: Path) -> tuple[Path, Path]:
-    return request.with_suffix(".result.json"), request.with_suffix(".result.npz")
-
-
-def write_result(request: Path, run: BackendRun) -> None:
-    meta_path, npz_path = result_paths(request)
-    p = run.predictions
-    arrays = {"image_index": run.image_index, "wall_s": run.wall_s,
-              **{f"stage_{k}": v for k, v in run.stage_s.items()}}
-    if p is not None:
-        arrays.update(det_image=p.image, det_hoi=p.hoi, det_score=p.score, det_h=p.boxes_h, det_o=p.boxes_o)
-    np.savez(npz_path, **arrays)
-    meta_path.write_text(json.dumps({
-        "ok": True, "backend": run.backend, "threads": run.threads, "load_s": run.load_s,
-        "memory": run.memory.to_dict(), "vocabulary_fingerprint": run.vocabulary_fingerprint,
-        "vocabulary": run.vocabulary, "has_predictions": p is not None,
-    }))
-
-
-def write_error(request: Path, exc: BaseException) -> None:
-    known = isinstance(exc, HOIEdgeError)
-    result_paths(request)[0].write_text(json.dumps({
-        "ok": False, "error_type": type(exc).__name__ if known else None,
-        "message": str(exc) if known else f"{type(exc).__name__}: {exc}",
-    }))
-
-
-def read_result(request: Path, spec: BackendSpec, returncode: int) -> BackendRun:
-    meta_path, npz_path = result_paths(request)
-    if not meta_path.is_file():
-        how = f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
-        hint = " (out of memory?)" if returncode in (-9, 137) else ""
-        raise ValidationError(f"{spec.label} ({spec.path}) {how}{hint} before reporting; see its output above")
-    meta = json.loads(meta_path.read_text())
-    if not meta["ok"]:
-        cls = getattr(_errors, meta["error_type"] or "", None)
-        if not (isinstance(cls, type) and issubclass(cls, HOIEdgeError)):
-            cls = ValidationError
-        raise cls(meta["message"] if meta["error_type"] else f"{spec.label} ({spec.path}) failed: {meta['message']}")
-    with np.load(npz_path) as z:
-        arrays = {k: z[k] for k in z.files}
-    predictions = None
-    if meta["has_predictions"]:
-        predictions = Predictions.from_arrays(arrays["det_image"], arrays["det_hoi"], arrays["det_score"],
-                                              arrays["det_h"], arrays["det_o"], source=spec.label)
-    return BackendRun(
-        spec=spec, backend=meta["backend"], threads=meta["threads"], load_s=meta["load_s"],
-        image_index=arrays["image_index"], wall_s=arrays["wall_s"],
-        stage_s={s: arrays[f"stage_{s}"] for s in STAGES}, predictions=predictions,
-        memory=MemoryStats.from_dict(meta["memory"]), vocabulary_fingerprint=meta["vocabulary_fingerprint"],
-        vocabulary=meta["vocabulary"],
-    )

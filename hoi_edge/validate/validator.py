@@ -8,17 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from hoi_edge.errors import VocabularyError
+import numpy as np
+
+from hoi_edge.atomic import atomic_output, check_writable
+from hoi_edge.errors import HOIEdgeError, VocabularyError
 from hoi_edge.eval import write_predictions
-from hoi_edge.atomic import atomic_output
 from hoi_edge.validate.accuracy import MapScores, check_vocabulary, eval_config, map_scores, resolve_split
 from hoi_edge.validate.agreement import TOP_K, compare_predictions
-from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
+from hoi_edge.validate.backends import (BackendSpec, artifact_spec, broken_spec, reference_spec, resolve_device,
+                                        resolve_threads, slug, unique_labels)
 from hoi_edge.validate.dataset import Dataset, load_dataset
+from hoi_edge.validate.environment import environment
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, device_warning, speedup
-from hoi_edge.validate.measure import BackendRun, RunSettings, passes_for, run_backend
-from hoi_edge.validate.report import BackendReport, Thresholds, ValidationReport, environment, slug
+from hoi_edge.validate.measure import BackendRun, RunSettings, passes_for
+from hoi_edge.validate.report import BackendReport, Thresholds, ValidationReport
+from hoi_edge.validate.worker import run_backend
 from hoi_edge.vocabulary import Vocabulary
 
 REPORT_JSON, REPORT_MD, REPORT_PNG, PREDICTIONS_DIR = "report.json", "report.md", "accuracy_latency.png", "predictions"
@@ -26,9 +31,10 @@ REPORT_JSON, REPORT_MD, REPORT_PNG, PREDICTIONS_DIR = "report.json", "report.md"
 
 @dataclass
 class ValidateConfig:
-    """Inputs of :func:`validate`; mirrors ``hoi-edge validate`` options."""
+    """Inputs of :func:`validate`; mirrors ``hoi-edge validate`` options. ``reference`` may be the
+    word 'default' (the default model, as in ``detect`` and ``export``)."""
 
-    reference: Path
+    reference: Path | str
     artifacts: Sequence[Path]
     data: Path
     images: Path | None = None
@@ -40,26 +46,46 @@ class ValidateConfig:
     warmup: int = 3
     runs: int = 20            # at least this many timed runs: whole passes over the images are repeated
     threads: int | None = None
-    device: str = "auto"
+    device: str = "auto"                 # the PyTorch reference's device (--reference-device)
+    artifact_device: str | None = None   # --device: where the artifacts run (hoi_edge.runtime.devices)
     top_k: int = TOP_K
     progress: bool = True
     isolate: bool = True      # one fresh process per backend: comparable peak memory (see memory.py)
 
 
 def validate(cfg: ValidateConfig) -> ValidationReport:
-    """Run everything, fill the report, and write it to ``cfg.out`` when given."""
+    """Run everything, fill the report, and write it to ``cfg.out`` when given.
+
+    Everything a user can get wrong is checked before the first backend runs (output folder,
+    data, reference, artifacts' source checkpoint). An artifact that cannot be read or run is
+    reported as failed and the others are still measured."""
+    from hoi_edge.defaults import resolve_checkpoint
+
     if not cfg.artifacts:
         raise ValidationError("nothing to validate: give at least one artifact folder (--artifacts DIR)")
+    if cfg.out is not None:
+        check_writable(cfg.out, "--out folder")
     dataset = load_dataset(cfg.data, cfg.images, cfg.limit)
     device, threads = resolve_device(cfg.device), resolve_threads(cfg.threads)
-    specs = unique_labels([reference_spec(cfg.reference, device), *(artifact_spec(a) for a in cfg.artifacts)])
+    reference = reference_spec(resolve_checkpoint(cfg.reference), device)
+    broken: dict[Path, HOIEdgeError] = {}
+    specs = [reference]
+    for folder in cfg.artifacts:
+        try:
+            specs.append(artifact_spec(folder, cfg.artifact_device))
+        except HOIEdgeError as exc:
+            broken[Path(folder)] = exc
+            specs.append(broken_spec(folder))
+    if len(broken) == len(cfg.artifacts):          # nothing left to measure: a plain input error, before any run
+        raise next(iter(broken.values()))
+    specs = unique_labels(specs)
+    warnings = _check_sources(specs, broken, cfg.thresholds.allow_checkpoint_mismatch)
     passes = passes_for(cfg.runs, len(dataset.paths))
     settings = RunSettings(warmup=cfg.warmup, threads=threads, progress=cfg.progress, isolate=cfg.isolate,
                            passes=passes)
 
     ref_run = run_backend(specs[0], dataset.paths, settings)
-    vocab = Vocabulary.from_dict(ref_run.vocabulary or {}, source=str(cfg.reference))
-    warnings = _check_artifacts(specs, ref_run)
+    vocab = Vocabulary.from_dict(ref_run.vocabulary or {}, source=str(reference.path))
     if (note := device_warning(device)) is not None:
         warnings.append(note)
     split = None
@@ -76,43 +102,67 @@ def validate(cfg: ValidateConfig) -> ValidationReport:
         warnings.append("no ground truth: mAP is not measured and --max-map-drop is not checked; "
                         "agreement with the reference is the only accuracy signal")
 
-    runs = [ref_run] + [run_backend(s, dataset.paths, settings) for s in specs[1:]]
     ref_latency = LatencyStats.from_seconds(ref_run.wall_s, ref_run.stage_s)
     ref_accuracy = _accuracy(ref_run, dataset, ecfg)
-    reports = [_backend_report(run, ref_run, ref_latency, ref_accuracy, dataset, ecfg, cfg.top_k) for run in runs]
+    runs: list[BackendRun] = [ref_run]
+    reports = [_backend_report(ref_run, ref_run, ref_latency, ref_accuracy, dataset, ecfg, cfg.top_k)]
+    for spec in specs[1:]:
+        error = str(broken[spec.path]) if spec.path in broken else None
+        if error is None:
+            try:
+                if spec.vocabulary_fingerprint != ref_run.vocabulary_fingerprint:
+                    raise VocabularyError(f"{spec.path} was baked for another vocabulary than the reference "
+                                          f"{reference.path}; re-export it or re-bake it with 'hoi-edge bake'")
+                run = run_backend(spec, dataset.paths, settings)
+            except HOIEdgeError as exc:
+                error = str(exc)
+            else:
+                runs.append(run)
+                reports.append(_backend_report(run, ref_run, ref_latency, ref_accuracy, dataset, ecfg, cfg.top_k))
+                continue
+        reports.append(BackendReport(spec=spec, backend=spec.target, threads=threads, load_s=None, latency=None,
+                                     memory=None, error=error))
     for b in reports:
         if b.accuracy is not None and b.accuracy.full is None:
             warnings.append(f"{b.label}: mAP undefined (no GT pairs in the evaluated images)")
     for b in reports[1:]:
-        b.failures = cfg.thresholds.check(b)
+        if not b.broken:
+            b.failures = cfg.thresholds.check(b)
+    run_failures = cfg.thresholds.check_reference(reports[0], len(dataset.paths))
+    if cfg.thresholds.allow_empty_reference and reports[0].triplets == 0:
+        warnings.append("the reference found no HOI triplet on any image (allowed by --allow-empty-reference): "
+                        "agreement is n/a and the mAP drop compares two empty results")
     report = ValidationReport(
         dataset={**dataset.describe(), "images_dir": str(cfg.images) if cfg.images else None},
         settings={"warmup": cfg.warmup, "runs": cfg.runs, "passes": passes, "timed_runs": passes * len(dataset.paths),
                   "threads": threads, "device": device, "reference_device": device,
-                  "artifact_device": ARTIFACT_DEVICE, "top_k": cfg.top_k, "split": split.name if split else None,
+                  "artifact_device": cfg.artifact_device or ARTIFACT_DEVICE, "top_k": cfg.top_k, "split": split.name if split else None,
                   "limit": cfg.limit, "isolated": cfg.isolate},
         thresholds=cfg.thresholds, reference=reports[0], artifacts=reports[1:], environment=environment(),
-        warnings=warnings,
+        warnings=warnings, run_failures=run_failures,
     )
     if cfg.out is not None:
         write_outputs(report, cfg.out, runs, dataset)
     return report
 
 
-def _check_artifacts(specs, ref_run: BackendRun) -> list[str]:
-    """Artifacts must score the reference's label space; another source checkpoint is only a warning
-    (re-exported or fine-tuned checkpoints are a legitimate thing to compare)."""
+def _check_sources(specs: Sequence[BackendSpec], broken: dict, allow_mismatch: bool) -> list[str]:
+    """An artifact exported from another checkpoint than the reference is an error (as ``bake`` treats
+    it) unless ``allow_mismatch``: comparing unrelated models says nothing about quantization."""
     from hoi_edge.checkpoint import file_sha256
 
-    ref_sha = file_sha256(specs[0].path)
-    warnings = []
+    ref = specs[0]
+    ref_sha = file_sha256(ref.path)
+    warnings, mismatched = [], []
     for s in specs[1:]:
-        if s.vocabulary_fingerprint != ref_run.vocabulary_fingerprint:
-            raise VocabularyError(f"artifact {s.path} was baked for another vocabulary than the reference "
-                                  f"{specs[0].path}; re-export it or re-bake it with 'hoi-edge bake'")
-        if s.source_sha256 and s.source_sha256 != ref_sha:
-            warnings.append(f"{s.label} ({s.path}) was exported from another checkpoint than {specs[0].path} "
-                            f"(sha256 {s.source_sha256[:12]} vs {ref_sha[:12]})")
+        if s.path in broken or not s.source_sha256 or s.source_sha256 == ref_sha:
+            continue
+        line = (f"{s.label} ({s.path}) was exported from another checkpoint than {ref.path} "
+                f"(sha256 {s.source_sha256[:12]} vs {ref_sha[:12]})")
+        (warnings if allow_mismatch else mismatched).append(line)
+    if mismatched:
+        raise ValidationError("; ".join(mismatched) + ". Validate against the checkpoint each artifact was exported "
+                              "from, or pass --allow-checkpoint-mismatch to compare them anyway")
     return warnings
 
 
@@ -125,15 +175,34 @@ def _accuracy(run: BackendRun, dataset: Dataset, ecfg) -> MapScores | None:
 def _backend_report(run: BackendRun, ref: BackendRun, ref_latency: LatencyStats, ref_accuracy: MapScores | None,
                     dataset: Dataset, ecfg, top_k: int) -> BackendReport:
     latency = LatencyStats.from_seconds(run.wall_s, run.stage_s)
+    triplets = len(run.predictions) if run.predictions is not None else None
     if run is ref:
         return BackendReport(spec=run.spec, backend=run.backend, threads=run.threads, load_s=run.load_s,
-                             latency=latency, memory=run.memory, accuracy=ref_accuracy, speedup=1.0)
+                             latency=latency, memory=run.memory, accuracy=ref_accuracy, speedup=1.0,
+                             triplets=triplets, execution=run.execution)
     accuracy = _accuracy(run, dataset, ecfg)
     drop = accuracy.drop_from(ref_accuracy) if accuracy is not None and ref_accuracy is not None else None
     return BackendReport(spec=run.spec, backend=run.backend, threads=run.threads, load_s=run.load_s,
                          latency=latency, memory=run.memory, accuracy=accuracy, map_drop=drop,
                          agreement=compare_predictions(ref.predictions, run.predictions, dataset.names, k=top_k),
-                         speedup=speedup(ref_latency, latency))
+                         box_ap=instance_box_ap(ref, run, len(dataset.paths)),
+                         speedup=speedup(ref_latency, latency), triplets=triplets, execution=run.execution)
+
+
+def instance_box_ap(ref: BackendRun, run: BackendRun, num_images: int) -> dict | None:
+    """Box AP (percent) of ``run``'s kept instances against the reference's as pseudo ground truth, per
+    group (persons / objects / overall; ``None`` where the reference kept no instance of the group)."""
+    from hoi_edge.validate.box_ap import ImageBoxes, box_ap
+
+    if ref.instances is None or run.instances is None:
+        return None
+    humans = np.concatenate([ref.instances.classes[ref.instances.human], run.instances.classes[run.instances.human]])
+    person_class = int(humans[0]) if humans.size else -1          # no person anywhere: the persons group is n/a
+
+    def images(kept) -> list[ImageBoxes]:
+        return [ImageBoxes(**{k: v for k, v in kept.of_image(i).items() if k != "human"}) for i in range(num_images)]
+
+    return box_ap(images(run.instances), images(ref.instances), person_class).to_dict()
 
 
 def write_outputs(report: ValidationReport, out: str | Path, runs: Sequence[BackendRun] = (),
@@ -142,7 +211,7 @@ def write_outputs(report: ValidationReport, out: str | Path, runs: Sequence[Back
     accuracy_latency.png, each written to a temp file and renamed into ``out``."""
     from hoi_edge.validate.plot import plot_accuracy_latency
 
-    out = Path(out)
+    out = check_writable(out, "--out folder")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if dataset is not None:

@@ -119,3 +119,19 @@ def test_cli_errors_are_one_line(tmp_path: Path, real2_gt_path: Path) -> None:
 
     res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--top-k", "0"])
     assert res.exit_code == 2  # click usage error
+
+
+def test_cli_warns_when_predictions_cover_only_some_gt_images(tmp_path: Path, real2_gt_path: Path,
+                                                              perfect_preds: Path) -> None:
+    lines = perfect_preds.read_text().splitlines()
+    assert len(lines) == 2                                       # one line per GT image, as written
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(lines[0] + "\n")
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(partial)])
+    assert res.exit_code == 0 and "covers 1 of the 2 ground-truth images" in res.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(empty)])
+    assert res.exit_code == 0 and "lists none of the 2 ground-truth images" in res.output
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds)])
+    assert "warning" not in res.output

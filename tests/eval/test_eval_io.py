@@ -43,7 +43,8 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
     assert write_predictions(path, preds.to_image_detections(gt.filenames)) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["preds.jsonl"]  # no temp file left behind
     lines = path.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["image"] == "img0.jpg"
+    assert len(lines) == 3 and json.loads(lines[0])["image"] == "img0.jpg"
+    assert json.loads(lines[2]) == {"image": "img2.jpg", "detections": []}      # a line per image, even empty
     back = read_predictions(path, gt)
     key = lambda p: sorted(zip(p.image.tolist(), p.hoi.tolist(), p.score.tolist(),  # noqa: E731
                                map(tuple, p.boxes_h.tolist()), map(tuple, p.boxes_o.tolist())))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from detection_agreement import FINAL_TOLERANCE, agreement
 
 from compress.calibration import collect_unit_inputs, list_images
 from compress.distill import DistillConfig, PairScores, quantize_and_distill
 from compress.quantize import QuantizationConfig
 from hoi_edge.cli import main
 from hoi_edge.pipeline import HOIDetector
-from hoi_edge.preprocess import load_image
 from hoi_edge.runtime.manifest import Manifest
 
 
@@ -61,19 +61,29 @@ def test_distilled_openvino_artifact(tiny_checkpoint, tiny_detector, shared_data
                                     "--distill-steps", "10", "--out", str(out)])
     assert res.exit_code == 0, res.output
     manifest = Manifest.read(out)
+    from compress.distill import IR_MATCH_COSINE
+
     for unit in ("detector", "clip_image", "hoi_head"):
         q = manifest.quantization[unit]
-        assert q["steps"] == 10 and q["loss_after"] <= 1.0 and q["method"] == "nncf.quantize (torch) + distillation"
-        assert q["loss_terms"] == (["outputs", "pair_logits"] if unit == "hoi_head" else ["outputs"])
-    assert manifest.quantization["hoi_head"]["pair_logits"]["classes"] == 600
-    assert "FakeQuantize" in (out / "hoi_head.xml").read_text()
+        # the IR is the distilled model (checked against it on calibration inputs), or distillation was
+        # discarded for this unit, saying why, and it got post-training INT8 instead: never a silently wrong IR
+        d = q.get("distillation", q)
+        assert d["steps"] == 10 and d["loss_after"] <= 1.0 and d["method"] == "nncf.quantize (torch) + distillation"
+        assert d["loss_terms"] == (["outputs", "pair_logits"] if unit == "hoi_head" else ["outputs"])
+        if "distillation_discarded" in q:
+            assert q["method"] == "nncf.quantize" and "does not reproduce" in q["distillation_discarded"] \
+                or "convert_model failed" in q["distillation_discarded"]
+        else:
+            assert q["ir_vs_distilled_cosine"] >= IR_MATCH_COSINE
+    hoi_head = manifest.quantization["hoi_head"]
+    assert hoi_head.get("distillation", hoi_head)["pair_logits"]["classes"] == 600
+    for unit in ("detector", "clip_image", "hoi_head"):
+        assert "FakeQuantize" in (out / f"{unit}.xml").read_text(), unit
     art = HOIDetector.from_artifact(out)
-    image = load_image(shared_data / "photos" / "zidane.jpg")
-    ref, got = tiny_detector.run(image), art.run(image)
-    assert got.detections and all(0 <= d.score <= 1 for d in got.detections)
-    scores_ref = np.array([d.score for d in ref.detections[:20]])
-    scores_got = np.array([d.score for d in got.detections[:20]])
-    assert np.abs(scores_ref - scores_got).mean() < 0.05
+    photos = sorted((shared_data / "photos").glob("*.*"))
+    # final detections held to the INT8 tolerances of test_targets.py (written-out matching, not the validator's)
+    got = agreement([tiny_detector.predict(p) for p in photos], [art.predict(p) for p in photos])
+    assert not got.check(*FINAL_TOLERANCE["int8"]), (got, got.check(*FINAL_TOLERANCE["int8"]))
 
 
 def test_distillation_is_openvino_int8_only(tiny_checkpoint, shared_data, tmp_path):

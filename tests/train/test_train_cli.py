@@ -61,7 +61,7 @@ def test_slim_needs_reloadable_frozen_weights(tmp_path, shared_data):
     (["--annotations", "/nonexistent/a.json", "--images", "."], "annotation file not found: /nonexistent/a.json"),
     (["--data", ".", "--annotations", "x.json"], "not both"),
     (["--preset", "clip4hoi-tiny", "--init", "x.pt", "--annotations", str(LABELS), "--images", "."],
-     "--preset and --init"),
+     "--preset and --model"),
     (["--init", "/nonexistent/x.pt", "--annotations", str(LABELS), "--images", "."], "checkpoint not found"),
 ])
 def test_errors_are_one_line(args, message):

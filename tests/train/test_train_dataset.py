@@ -86,9 +86,9 @@ def _entry(**over):
     ({"annotation": [_entry(boxes_h=[[0, 0, 10]])], "filenames": ["a.jpg"]}, "annotation[0] (a.jpg) boxes_h"),
     ({"annotation": [_entry(hoi=[1, 2])], "filenames": ["a.jpg"]}, "equal length"),
     ({"annotation": [_entry(boxes_o=[[20, 5, 5, 20]])], "filenames": ["a.jpg"]}, "x1 <= x2"),
-    ({"annotation": [{"boxes_h": []}], "filenames": ["a.jpg"]}, "lacks boxes_o, hoi, object"),
+    ({"annotation": [{"boxes_h": []}], "filenames": ["a.jpg"]}, "lacks 'boxes_o', 'hoi', 'object'"),
     ({"images": [{"file_name": "a.jpg", "size_wh": [5], **_entry()}]}, "size [5]"),
-    ({"something": 1}, "expected 'annotation'"),
+    ({"something": 1}, "expected keys 'annotation'"),
 ])
 def test_malformed_annotations_name_the_file(tmp_path, doc, message):
     p = _write(tmp_path, doc)

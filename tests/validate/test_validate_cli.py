@@ -21,7 +21,7 @@ from hoi_edge.validate.cli import THRESHOLD_EXIT_CODE, benchmark_command, valida
 from validate_test_helpers import THREADS
 
 # the reference as the self-built GT was made (see conftest.self_gt): same device and thread count
-SAME_AS_GT = ["--device", "cpu", "--threads", str(THREADS)]
+SAME_AS_GT = ["--reference-device", "cpu", "--threads", str(THREADS)]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_threshold_exit_code_both_ways(tiny_checkpoint, val_artifacts, self_gt, 
 @pytest.mark.parametrize("key", ["openvino", "onnx"])
 def test_artifact_workers_do_not_load_torch(key, val_artifacts, hico_dir):
     """An isolated OpenVINO / ONNX Runtime worker must not carry libtorch, or its Peak RSS would."""
-    from hoi_edge.validate.measure import _child_env
+    from hoi_edge.validate.worker import _child_env
 
     script = ("import json, sys\nfrom pathlib import Path\n"
               "from hoi_edge.validate.backends import artifact_spec\n"
@@ -144,6 +144,8 @@ def test_benchmark_prints_ratios(tmp_path, tiny_checkpoint, val_artifacts, share
     assert data["baseline"] == "pytorch/fp32" and [b["label"] for b in data["backends"]] == ["pytorch/fp32",
                                                                                          "openvino/fp32"]
     assert data["backends"][1]["latency"]["runs"] == 3 and data["settings"]["threads"] == 1
+    assert data["noise"]["interleaved"] is True and set(data["noise"]["spread"]) == {"pytorch/fp32", "openvino/fp32"}
+    assert "interleaved run by run" in res.output
 
 
 def test_user_errors_are_one_line(tmp_path, tiny_checkpoint, val_artifacts, hico_dir):
@@ -157,3 +159,66 @@ def test_user_errors_are_one_line(tmp_path, tiny_checkpoint, val_artifacts, hico
     assert res.exit_code == 1 and "manifest.json is missing" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(benchmark_command, ["--images", str(hico_dir)])
     assert res.exit_code == 1 and "nothing to benchmark" in res.output
+
+
+def _copy_artifact(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_artifact_from_another_checkpoint_fails_unless_allowed(tmp_path, tiny_checkpoint, val_artifacts, hico_dir):
+    """bake refuses a checkpoint an artifact was not exported from; validate does too (before any run)."""
+    other = _copy_artifact(val_artifacts["onnx"], tmp_path / "onnx-other")
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["source_checkpoint"]["sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    args = [str(other), "--model", str(tiny_checkpoint), "--data", str(hico_dir / "annotations.json"), "--limit",
+            "1", "--warmup", "0", "--runs", "1", "--reference-device", "cpu", "--quiet"]
+    res = CliRunner().invoke(validate_command, args)
+    assert res.exit_code == 1 and "another checkpoint" in res.output and "--allow-checkpoint-mismatch" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(validate_command, args + ["--allow-checkpoint-mismatch"])
+    assert res.exit_code == 0, res.output
+    assert "another checkpoint" in res.output          # still said, as a warning
+
+
+def test_one_corrupt_artifact_among_several_is_reported_and_the_others_measured(
+        tmp_path, tiny_checkpoint, val_artifacts, hico_dir):
+    corrupt = _copy_artifact(val_artifacts["openvino"], tmp_path / "openvino-corrupt")
+    blob = bytearray((corrupt / "detector.bin").read_bytes())
+    blob[100:108] = b"\xff" * 8                      # a flipped block, as a bad copy would leave
+    (corrupt / "detector.bin").write_bytes(bytes(blob))
+    out = tmp_path / "val"
+    res = CliRunner().invoke(validate_command, [
+        str(corrupt), str(val_artifacts["onnx"]), "--model", str(tiny_checkpoint), "--data",
+        str(hico_dir / "annotations.json"), "--limit", "1", "--warmup", "0", "--runs", "1", "--reference-device", "cpu",
+        "--out", str(out), "--quiet"])
+    assert res.exit_code == THRESHOLD_EXIT_CODE, res.output
+    report = json.loads((out / "report.json").read_text())
+    broken, good = report["artifacts"]
+    assert "detector.bin does not match the manifest" in broken["error"] and not broken["passed"]
+    assert good["error"] is None and good["latency"]["runs"] == 1 and good["passed"]
+    assert "**BROKEN**" in (out / "report.md").read_text() and "Traceback" not in res.output
+
+
+def test_reference_that_finds_nothing_cannot_pass(tmp_path, tiny_checkpoint, val_artifacts, shared_data,
+                                                  monkeypatch):
+    """Every image without a triplet (as with a random-init model): agreement n/a, run FAILED, unless allowed."""
+    import hoi_edge.pipeline
+    from hoi_edge.validate import Thresholds, ValidateConfig, validate
+
+    monkeypatch.setattr(hoi_edge.pipeline, "top_detections", lambda *a, **k: [])
+    cfg = dict(reference=tiny_checkpoint, artifacts=[val_artifacts["onnx"]], data=shared_data / "photos", limit=2,
+               warmup=0, runs=1, device="cpu", progress=False, isolate=False, out=tmp_path / "val")
+    report = validate(ValidateConfig(**cfg))
+    assert not report.passed and "found no HOI triplet on any of the 2 images" in report.failures[0]
+    assert report.artifacts[0].agreement.topk_overlap is None
+    md = report.to_markdown()
+    assert "FAILED" in md and "| n/a |" in md
+    preds = (tmp_path / "val" / "predictions" / "pytorch-fp32.jsonl").read_text().splitlines()
+    assert len(preds) == 2 and all(json.loads(line)["detections"] == [] for line in preds)   # a line per image
+    allowed = validate(ValidateConfig(**{**cfg, "out": None},
+                                      thresholds=Thresholds(allow_empty_reference=True)))
+    assert allowed.passed and any("--allow-empty-reference" in w for w in allowed.warnings)

@@ -60,12 +60,39 @@ def test_agreement_is_one_to_one_and_top_k_only():
     assert compare_predictions(ref, cand, ["a.jpg"], k=2).topk_overlap == 1.0
 
 
-def test_agreement_on_empty_images():
+def test_agreement_on_empty_images_is_not_applicable():
+    """A reference that found nothing gives nothing to agree with: n/a, never 1.0."""
     empty, some = _preds([]), _preds([(0, 1, 0.9, H, O)])
-    assert compare_predictions(empty, empty, ["a.jpg"]).topk_overlap == 1.0
+    both_empty = compare_predictions(empty, empty, ["a.jpg"])
+    assert both_empty.topk_overlap is None and not both_empty.comparable and both_empty.per_image[0].overlap is None
     a = compare_predictions(empty, some, ["a.jpg"])
-    assert a.topk_overlap == 0.0 and a.score_mae is None
+    assert a.topk_overlap is None and a.score_mae is None and a.extra_triplets == 1
     assert compare_predictions(some, empty, ["a.jpg"]).topk_overlap == 0.0
+    # the mean runs over the images where the reference found something only
+    mixed = compare_predictions(some, some, ["a.jpg", "b.jpg"])
+    assert mixed.topk_overlap == 1.0 and mixed.images_compared == 1 and mixed.per_image[1].overlap is None
+
+
+def test_empty_reference_fails_the_run_unless_allowed():
+    from hoi_edge.validate.agreement import compare_predictions as cmp
+
+    empty = _preds([])
+    g = cmp(empty, empty, ["a.jpg", "b.jpg"])
+    ref = BackendReport(spec=BackendSpec("reference", Path("ref.pt"), "pytorch/fp32", "pytorch", "fp32"),
+                        backend="pytorch", threads=1, load_s=0.1, latency=LatencyStats.from_seconds(
+                            np.array([0.01]), {}), memory=MemoryStats.not_measured("t"), triplets=0)
+    art = BackendReport(spec=BackendSpec("artifact", Path("a"), "openvino/fp32", "openvino", "fp32"),
+                        backend="openvino", threads=1, load_s=0.1, latency=ref.latency, memory=ref.memory,
+                        agreement=g, triplets=0)
+    strict = Thresholds(min_agreement=0.9)
+    assert "n/a" in strict.check(art)[0]                       # n/a cannot meet --min-agreement
+    assert "found no HOI triplet" in strict.check_reference(ref, 2)[0]
+    report = ValidationReport(dataset={"source": "x", "num_images": 2, "has_groundtruth": False},
+                              settings={"top_k": 10}, thresholds=Thresholds(), reference=ref, artifacts=[art],
+                              run_failures=Thresholds().check_reference(ref, 2))
+    assert not report.passed and "n/a" in report.to_markdown() and "PASSED" not in report.to_markdown()
+    allowed = Thresholds(min_agreement=0.9, allow_empty_reference=True)
+    assert allowed.check(art) == [] and allowed.check_reference(ref, 2) == []
 
 
 def test_match_triplets_prefers_best_overlap():
@@ -84,7 +111,7 @@ def test_latency_stats_and_ratio_wording():
 
 
 def test_isolated_runs_pin_numpy_blas_to_one_thread():
-    from hoi_edge.validate.measure import _child_env
+    from hoi_edge.validate.worker import _child_env
 
     env = _child_env()
     assert env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
@@ -94,7 +121,7 @@ def test_isolated_runs_pin_numpy_blas_to_one_thread():
 def test_memory_probes_track_an_allocation_in_a_fresh_process():
     """A child touches 200 MB and frees it: the peak must rise by about that and stay up while the
     current RSS falls back (a probe returning the current RSS, or a stale value, fails here)."""
-    from hoi_edge.validate.measure import _child_env
+    from hoi_edge.validate.worker import _child_env
 
     script = ("import json, numpy as np\n"
               "from hoi_edge.validate.memory import current_rss_mb, peak_rss_mb\n"
@@ -208,11 +235,11 @@ def test_gpu_reference_is_flagged_and_its_memory_shown():
     assert "| pytorch/fp32 (reference, cuda) |" in md and "Speed-up vs cuda" in md
     assert "Reference on cuda, artifacts on cpu" in md
     assert "GPU peak MB" in md and "| 321 |" in md and "max_memory_allocated" in md
-    assert "not like for like" in md and "--device cpu" in md
+    assert "not like for like" in md and "--reference-device cpu" in md
     data = json.loads(report.to_json())
     assert data["reference"]["device"] == "cuda" and data["reference"]["memory"]["gpu_peak_mb"] == 321.4
-    assert any("--device cpu" in w for w in data["warnings"])
-    assert device_warning("cpu") is None and "benchmark --device cpu" in device_warning("cuda:0", "benchmark")
+    assert any("--reference-device cpu" in w for w in data["warnings"])
+    assert device_warning("cpu") is None and "benchmark --reference-device cpu" in device_warning("cuda:0", "benchmark")
 
 
 def test_benchmark_markdown_with_a_gpu_reference():
@@ -226,7 +253,7 @@ def test_benchmark_markdown_with_a_gpu_reference():
                             warnings=[device_warning("cuda", "benchmark")])
     md = bench.to_markdown()
     assert "vs pytorch/fp32 (cuda)" in md and "GPU peak MB" in md and "| 100 |" in md and "| — |" in md
-    assert "reference on cuda, artifacts on cpu" in md and "hoi-edge benchmark --device cpu" in md
+    assert "reference on cuda, artifacts on cpu" in md and "hoi-edge benchmark --reference-device cpu" in md
     assert json.loads(bench.to_json())["warnings"] == bench.warnings
 
 
@@ -267,3 +294,74 @@ def test_public_api_names_resolve_to_the_right_objects():
     for name in v.__all__:
         obj = getattr(v, name)
         assert getattr(obj, "__name__", name) == name, name
+
+
+def test_plot_labels_of_nearby_points_do_not_overlap_and_map_axis_is_not_negative(tmp_path):
+    """Four backends at almost the same place, mAP near 0: labels apart, y axis from 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from hoi_edge.validate.plot import _percent_limits, place_labels
+
+    fig = Figure(figsize=(7.5, 5.0), dpi=120)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    items = [(f"openvino/int8 [{i}]", 10.0 + 0.01 * i, 0.1 + 0.001 * i) for i in range(4)]
+    ax.scatter([x for _, x, _ in items], [y for _, _, y in items])
+    _percent_limits(ax, [y for _, _, y in items])
+    assert ax.get_ylim()[0] >= 0.0 and ax.get_ylim()[1] - ax.get_ylim()[0] >= 1.0
+    renderer = canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in place_labels(ax, renderer, items)]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    report = _report(60.0)                   # the INT8 point at -10 %: the axis must still start at 0
+    report.artifacts[1].accuracy = MapScores(full=0.0, rare=None, non_rare=0.0, mean_recall=0.0)
+    written = write_outputs(report, tmp_path / "out")
+    assert written["plot"].is_file()
+
+
+def test_broken_artifact_is_reported_and_na_agreement_rendered():
+    report = _report(0.5)
+    from hoi_edge.validate.backends import broken_spec
+
+    report.artifacts.append(BackendReport(spec=broken_spec("/tmp/missing-artifact"), backend="?", threads=2,
+                                          load_s=None, latency=None, memory=None, error="artifact folder not found"))
+    md = report.to_markdown()
+    assert not report.passed and "**BROKEN**" in md and "artifact folder not found" in md
+    data = json.loads(report.to_json())
+    assert data["artifacts"][-1]["error"] == "artifact folder not found" and data["artifacts"][-1]["latency"] is None
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path):
+    """A --out under a regular file cannot be created: one line naming it, before anything is run."""
+    from hoi_edge.atomic import check_writable
+    from hoi_edge.validate import ValidateConfig, validate
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(InputFileError, match="cannot write --out folder .*a-file"):
+        check_writable(blocker / "report", "--out folder")
+    # validate checks it first: the reference below does not even exist
+    with pytest.raises(InputFileError, match="cannot write --out folder"):
+        validate(ValidateConfig(reference=tmp_path / "no.pt", artifacts=[tmp_path], data=tmp_path,
+                                out=blocker / "report"))
+    check_writable(tmp_path / "new" / "deeper", "--out folder")     # creatable: fine, and nothing created
+    assert not (tmp_path / "new").exists()
+
+
+def test_noisy_machine_is_noticed():
+    """A drifting or busy machine is flagged (bench_runtimes then refuses its paste-ready table)."""
+    from hoi_edge.validate.benchmarking import noise_warnings, relative_spread
+    from hoi_edge.validate.environment import CpuMeter
+
+    assert relative_spread(np.full(20, 0.01)) == 0.0
+    assert relative_spread(np.r_[np.full(10, 0.01), np.full(10, 0.03)]) > 0.25     # speed changed half-way
+    quiet = {"other_processes_cpu": 0.02, "load_average_1m_before": 0.1, "logical_cpus": 2,
+             "spread": {"pytorch/fp32": 0.05}}
+    assert noise_warnings(quiet) == []
+    busy = {**quiet, "other_processes_cpu": 0.6, "spread": {"pytorch/fp32": 0.9}}
+    warned = noise_warnings(busy)
+    assert len(warned) == 2 and "machine busy" in warned[0] and "pytorch/fp32 90 %" in warned[1]
+    meter = CpuMeter([])                        # a process that is not ours spins for a second
+    subprocess.run([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.0: pass"])
+    reading = meter.stop()
+    assert reading["other_processes_cpu"] is not None and reading["other_processes_cpu"] > 0.05

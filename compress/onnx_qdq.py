@@ -1,0 +1,115 @@
+"""Make an NNCF QDQ ONNX model one that ONNX Runtime's CPU provider fuses into integer kernels.
+
+ONNX Runtime replaces ``DQ(x) -> Gemm <- DQ(W)`` by one ``QGemm`` only when the Gemm's bias is
+absent or an int32 tensor behind its own DequantizeLinear (scale = input scale x weight scale);
+NNCF's ONNX backend leaves the bias in float, so every Linear layer with a bias (all but a few
+of CLIP's and DETR's) stayed a float Gemm fed by a DequantizeLinear that re-expands its weight on
+every call. :func:`quantize_gemm_biases` quantizes those biases the way ONNX Runtime's own
+``quantize_static`` does (int32, zero point 0), which is exact up to one bias quantum.
+"""
+
+from __future__ import annotations
+
+import collections
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+INT32_LIMIT = 2**31 - 1
+#: ONNX Runtime kernels that run a layer in integer arithmetic (the fused QDQ patterns).
+INTEGER_OPS = ("QGemm", "MatMulIntegerToFloat", "QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger",
+               "DynamicQuantizeMatMul")
+#: The same layers left in float after optimisation.
+FLOAT_OPS = ("Gemm", "MatMul", "FusedMatMul", "Conv", "FusedConv", "FusedGemm")
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _constant(name: str, inits: dict[str, onnx.TensorProto]) -> np.ndarray | None:
+    return numpy_helper.to_array(inits[name]) if name in inits else None
+
+
+def quantize_gemm_biases(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Give every ``DQ -> Gemm <- DQ(weight)`` with a float initializer bias an int32 bias; returns (model, count).
+
+    The bias scale is the activation scale times the weight's (per-channel) scale, computed in float32
+    as ONNX Runtime's QGemm kernel implies it. A bias that would overflow int32 stays float (the layer
+    then stays a float Gemm, which is correct, only slower).
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    uses = collections.Counter(i for n in graph.node for i in n.input)
+    new_nodes: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []
+    count = 0
+    for node in graph.node:
+        if node.op_type != "Gemm" or len(node.input) < 3 or node.input[2] not in inits:
+            continue
+        if _attr(node, "transA", 0) or float(next((a.f for a in node.attribute if a.name == "beta"), 1.0)) != 1.0:
+            continue
+        a_dq, w_dq = producer.get(node.input[0]), producer.get(node.input[1])
+        if a_dq is None or w_dq is None or a_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear":
+            continue
+        a_scale, w_scale = _constant(a_dq.input[1], inits), _constant(w_dq.input[1], inits)
+        bias = _constant(node.input[2], inits)
+        if a_scale is None or w_scale is None or a_scale.size != 1 or bias is None or bias.ndim != 1:
+            continue
+        n = bias.shape[0]
+        if w_scale.size not in (1, n):
+            continue
+        scale = (np.float32(a_scale.reshape(())) * w_scale.astype(np.float32).reshape(-1)).astype(np.float32)
+        scale = np.broadcast_to(scale, (n,)).copy()
+        if np.any(scale <= 0):
+            continue
+        q = np.round(bias.astype(np.float64) / scale)
+        if np.any(np.abs(q) > INT32_LIMIT):
+            continue
+        base = node.name or node.output[0]
+        q_name, s_name, out = f"{base}.bias_int32", f"{base}.bias_scale", f"{base}.bias_dq"
+        graph.initializer.extend([numpy_helper.from_array(q.astype(np.int32), q_name),
+                                  numpy_helper.from_array(scale, s_name)])
+        new_nodes.append((node, helper.make_node("DequantizeLinear", [q_name, s_name], [out], axis=0,
+                                                 name=f"{base}.bias_dequantize")))
+        uses[node.input[2]] -= 1
+        node.input[2] = out
+        count += 1
+    before = {id(gemm): dq for gemm, dq in new_nodes}      # topological order: each bias DQ right before its Gemm
+    nodes = list(graph.node)
+    graph.ClearField("node")
+    for n in nodes:
+        if id(n) in before:
+            graph.node.append(before[id(n)])
+        graph.node.append(n)
+    unused = {name for name, k in uses.items() if k <= 0}
+    kept = [i for i in graph.initializer if i.name not in unused]
+    graph.ClearField("initializer")
+    graph.initializer.extend(kept)
+    return model, count
+
+
+def optimized_op_counts(model: onnx.ModelProto | str | Path) -> collections.Counter:
+    """Op types of the graph ONNX Runtime actually runs (all CPU graph optimisations, as the runner loads it)."""
+    import onnxruntime as ort
+
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else Path(model).read_bytes()
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        opts.log_severity_level = 3
+        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(opts.optimized_model_filepath, load_external_data=False)
+    return collections.Counter(n.op_type for n in optimized.graph.node)
+
+
+def fusion_summary(counts: collections.Counter) -> dict[str, Any]:
+    """What the manifest records: integer kernels vs float matmul/conv layers and leftover DequantizeLinear."""
+    return {"integer_ops": {k: counts[k] for k in INTEGER_OPS if counts[k]},
+            "float_ops": {k: counts[k] for k in FLOAT_OPS if counts[k]},
+            "dequantize_linear_left": counts["DequantizeLinear"]}

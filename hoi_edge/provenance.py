@@ -1,0 +1,32 @@
+"""Honesty about random weights: which parts of a model were never trained or loaded, and the one
+warning every loading path (PyTorch checkpoint or exported artifact) prints about it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+_warned: set[str] = set()
+
+
+def random_init_parts(cfg: Any) -> list[str]:
+    """Parts of a :class:`~hoi_edge.config.ModelConfig` whose weights name no source (random init):
+    'detector' without detector weights, 'clip' without a CLIP tag or file."""
+    parts = []
+    if not getattr(cfg.detector, "weights", None):
+        parts.append("detector")
+    if not getattr(cfg.clip, "pretrained", None):
+        parts.append("clip")
+    return parts
+
+
+def random_init_warning(source: str, parts: list[str]) -> str:
+    return (f"hoi-edge: WARNING {source} has random-init weights ({', '.join(parts)}); "
+            "its HOI scores are not meaningful")
+
+
+def warn_random_init(source: str, parts: list[str]) -> None:
+    """Print :func:`random_init_warning` to stderr, once per source and process."""
+    if parts and source not in _warned:
+        _warned.add(source)
+        print(random_init_warning(source, parts), file=sys.stderr)

@@ -1,0 +1,207 @@
+"""``--device``: which accelerator each export unit runs on, parsed per runtime and checked against what
+this machine has, so a missing GPU, NPU or execution provider fails with one line listing what exists.
+
+Syntax (one string reaches every runtime, the validator's worker processes included):
+
+* one device for all three units: ``GPU``; or one per unit: ``detector=GPU,clip_image=NPU,hoi_head=CPU``
+  (units left out run on the target's default device);
+* OpenVINO: ``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``, ``AUTO:GPU,CPU``, ``HETERO:GPU,CPU``,
+  ``MULTI:GPU,CPU`` (case-insensitive);
+* ONNX Runtime: execution providers in priority order, ``cuda,cpu``; each may carry options after ``:``:
+  ``tensorrt:fp16:cache=DIR`` (TensorRT FP16 and its engine-cache folder), ``cuda:1`` (device id),
+  ``openvino:GPU`` (the OpenVINO EP's device). The CPU runs nodes the accelerator cannot only when ``cpu``
+  is in the list: without it, ORT's silent CPU fallback is switched off and a missing provider is an error;
+* ExecuTorch: ``xnnpack`` (alias ``cpu``), the backend the ``.pte`` files are lowered for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from hoi_edge.errors import DeviceError
+from hoi_edge.units import EXPORT_UNITS
+
+__all__ = ["DeviceError", "OrtPlan", "available_devices", "parse_devices", "split_units"]
+
+DEFAULT_DEVICE = {"openvino": "CPU", "onnx": "cpu", "executorch": "xnnpack"}
+
+
+def split_units(text: str | None, default: str, units: Sequence[str] = EXPORT_UNITS) -> dict[str, str]:
+    """``{unit: device text}`` for every unit: one device for all, or ``unit=device`` entries."""
+    text = (text or "").strip()
+    if not text:
+        return {u: default for u in units}
+    if not re.match(r"[A-Za-z_]+\s*=", text):       # 'GPU', 'cuda,cpu', 'tensorrt:cache=DIR'
+        return {u: text for u in units}
+    out = {u: default for u in units}
+    seen = set()
+    for part in re.split(r",(?=\s*(?:%s)\s*=)" % "|".join(map(re.escape, units)), text):
+        unit, sep, dev = part.partition("=")
+        unit, dev = unit.strip(), dev.strip()
+        if not sep or unit not in units:
+            raise DeviceError(f"--device: {part.strip()!r} is not 'unit=device' "
+                              f"(units: {', '.join(units)})")
+        if unit in seen:
+            raise DeviceError(f"--device: unit {unit!r} is given twice in {text!r}")
+        if not dev:
+            raise DeviceError(f"--device: no device given for {unit!r}")
+        seen.add(unit)
+        out[unit] = dev
+    return out
+
+
+# --- OpenVINO -------------------------------------------------------------------------------------
+
+_OV_VIRTUAL = ("AUTO", "HETERO", "MULTI", "BATCH")
+
+
+def openvino_devices(device: str) -> list[str]:
+    """The physical devices an OpenVINO device string names (``HETERO:GPU,CPU`` -> GPU, CPU; ``AUTO`` -> [])."""
+    name, _, rest = device.partition(":")
+    if name not in _OV_VIRTUAL:
+        if rest:
+            raise DeviceError(f"OpenVINO device {device!r}: only {', '.join(_OV_VIRTUAL)} take a device list")
+        return [device]
+    out = []
+    for d in filter(None, (s.strip() for s in rest.split(","))):
+        d = re.sub(r"\(\d+\)$", "", d.lstrip("-"))          # MULTI:CPU(4), AUTO:-CPU
+        out += openvino_devices(d)
+    if name in ("HETERO", "MULTI") and not out:
+        raise DeviceError(f"OpenVINO device {device!r} needs a device list, e.g. {name}:GPU,CPU")
+    return out
+
+
+def check_openvino_device(device: str, available: Sequence[str]) -> str:
+    """``device`` normalised (upper case), after checking that every device it names exists here."""
+    device = re.sub(r"\s+", "", device).upper()
+    for d in openvino_devices(device):
+        base = d.split(".", 1)[0]
+        found = d in available or ("." not in d and any(a.split(".", 1)[0] == base for a in available))
+        if not found:
+            raise DeviceError(f"OpenVINO device {d!r} is not available on this machine "
+                              f"(available: {', '.join(available) or 'none'}; also AUTO, HETERO:..., MULTI:...)")
+    return device
+
+
+# --- ONNX Runtime ---------------------------------------------------------------------------------
+
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                 "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider",
+                 "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider",
+                 "dml": "DmlExecutionProvider", "rocm": "ROCMExecutionProvider", "qnn": "QNNExecutionProvider",
+                 "xnnpack": "XnnpackExecutionProvider"}
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class OrtPlan:
+    """ONNX Runtime providers for one session, in priority order, with their options.
+
+    ``skipped`` are requested providers this machine lacks, dropped because the user listed ``cpu``
+    as the fallback; ``cpu_fallback`` says whether the CPU may run nodes (or sessions) at all."""
+
+    providers: list[str]
+    options: list[dict[str, str]]
+    cpu_fallback: bool
+    skipped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return ",".join(p.replace("ExecutionProvider", "") for p in self.providers)
+
+
+def _ort_provider(token: str, available: Sequence[str]) -> tuple[str, dict[str, str]]:
+    name, *opts = [t.strip() for t in token.split(":")]
+    full = ORT_PROVIDERS.get(name.lower(), name)
+    if full not in ORT_PROVIDERS.values() and not full.endswith("ExecutionProvider"):
+        raise DeviceError(f"ONNX Runtime provider {name!r} is unknown (use {', '.join(sorted(set(ORT_PROVIDERS)))} "
+                          f"or a full name; available here: {', '.join(available)})")
+    options: dict[str, str] = {}
+    for o in opts:
+        if full == "TensorrtExecutionProvider" and o.lower() == "fp16":
+            options["trt_fp16_enable"] = "True"
+        elif full == "TensorrtExecutionProvider" and o.lower().startswith("cache="):
+            options.update(trt_engine_cache_enable="True", trt_engine_cache_path=o.split("=", 1)[1],
+                           trt_timing_cache_enable="True")
+        elif o.isdigit() and full in ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider"):
+            options["device_id"] = o
+        elif full == "OpenVINOExecutionProvider" and o:
+            options["device_type"] = o.upper()
+        else:
+            raise DeviceError(f"ONNX Runtime provider {token!r}: option {o!r} is not understood "
+                              "(tensorrt:fp16, tensorrt:cache=DIR, cuda:N, openvino:GPU)")
+    return full, options
+
+
+def plan_onnx_providers(device: str, available: Sequence[str]) -> OrtPlan:
+    """Providers for ``device`` (e.g. ``tensorrt:fp16:cache=trt,cuda,cpu``), checked against ``available``."""
+    tokens = [t for t in (s.strip() for s in device.split(",")) if t]
+    if not tokens:
+        raise DeviceError("--device: empty ONNX Runtime provider list")
+    parsed = [_ort_provider(t, available) for t in tokens]
+    names = [p for p, _ in parsed]
+    if len(set(names)) != len(names):
+        raise DeviceError(f"ONNX Runtime providers {device!r}: a provider is listed twice")
+    cpu_fallback = CPU_PROVIDER in names
+    if cpu_fallback and names[-1] != CPU_PROVIDER:
+        raise DeviceError(f"ONNX Runtime providers {device!r}: cpu, the fallback, must come last")
+    missing = [p for p in names if p not in available]
+    if missing and not cpu_fallback:
+        raise DeviceError(f"ONNX Runtime provider{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                          f"{'are' if len(missing) > 1 else 'is'} not available on this machine "
+                          f"(available: {', '.join(available)}); add ',cpu' to fall back to the CPU")
+    kept = [(p, o) for p, o in parsed if p in available]
+    return OrtPlan(providers=[p for p, _ in kept], options=[o for _, o in kept], cpu_fallback=cpu_fallback,
+                   skipped=missing)
+
+
+# --- ExecuTorch -----------------------------------------------------------------------------------
+
+EXECUTORCH_OTHER = ("coreml", "mps", "qnn", "vulkan", "openvino", "cuda", "metal", "arm", "mediatek")
+
+
+def check_executorch_device(device: str) -> str:
+    d = device.strip().lower()
+    if d in ("xnnpack", "cpu"):
+        return "xnnpack"
+    if d in EXECUTORCH_OTHER:
+        raise DeviceError(f"ExecuTorch backend {device!r} is not available here: hoi-edge lowers .pte files for "
+                          f"XNNPACK only ({d} needs its own partitioner at export and a runtime built with it); "
+                          "use --device xnnpack")
+    raise DeviceError(f"ExecuTorch device {device!r} is unknown (use xnnpack)")
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+def parse_devices(target: str, device: str | None, available: Sequence[str] | None = None,
+                  unit_names: Sequence[str] = EXPORT_UNITS) -> dict[str, Any]:
+    """Per-unit device choice for ``target``: an OpenVINO device string, an :class:`OrtPlan`, or ``xnnpack``.
+
+    ``available`` defaults to what the runtime reports on this machine (imported only for its target);
+    ``unit_names``: the artifact's networks (the three export units, or an end-to-end artifact's one)."""
+    if target not in DEFAULT_DEVICE:
+        if device:
+            raise DeviceError(f"--device is not supported for target {target!r}")
+        return {u: None for u in unit_names}
+    units = split_units(device, DEFAULT_DEVICE[target], unit_names)
+    if target == "executorch":
+        return {u: check_executorch_device(d) for u, d in units.items()}
+    if available is None:
+        available = available_devices(target)
+    if target == "openvino":
+        return {u: check_openvino_device(d, available) for u, d in units.items()}
+    return {u: plan_onnx_providers(d, available) for u, d in units.items()}
+
+
+def available_devices(target: str) -> list[str]:
+    """What this machine offers: ``ov.Core().available_devices`` or ``ort.get_available_providers()``."""
+    if target == "openvino":
+        import openvino as ov
+
+        return list(ov.Core().available_devices)
+    if target == "onnx":
+        import onnxruntime as ort
+
+        return list(ort.get_available_providers())
+    return ["xnnpack"]

@@ -1,0 +1,221 @@
+"""``export --end-to-end``: one network per artifact (image in, triplets out) agrees with the three-unit pipeline.
+
+Reference: the PyTorch three-unit pipeline fed the CLIP input the end-to-end graph makes from the letterboxed
+pixels (:meth:`EndToEnd.clip_input`; the NumPy path letterboxes the original image for CLIP instead, a
+difference by construction that ``test_clip_input_difference_is_reported`` measures). FP32 artifacts of every
+target give the same top-10 triplets with scores within 1e-4 on all the photos; INT8 agreement is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hoi_edge.end_to_end_io import letterbox_pixels
+from hoi_edge.errors import ExportError
+from hoi_edge.pipeline import HOIDetector
+from hoi_edge.preprocess import load_image
+from hoi_edge.runtime.manifest import Manifest
+from hoi_edge.targets_registry import TARGETS
+from targets.end_to_end import build_end_to_end
+from targets.export import ExportConfig, check_config, export_artifact
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "end_to_end_executorch.py"
+INT8_TARGETS = ("openvino", pytest.param("executorch", marks=pytest.mark.xfail(
+    strict=True, reason="known gap: XNNPACK lowering of the PT2E-quantized end-to-end graph fails in "
+                        "ChannelsLastTaggedReshapePass (IndexError on a 0-dim tensor: the image_size scalars)")))
+
+
+@pytest.fixture(scope="session")
+def e2e_factory(tmp_path_factory, tiny_checkpoint, calibration):
+    root = tmp_path_factory.mktemp("e2e")
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(target: str, precision: str) -> Path:
+        if (target, precision) not in made:
+            made[target, precision] = export_artifact(ExportConfig(
+                checkpoint=tiny_checkpoint, target=target, out=root / f"{target}-{precision}", precision=precision,
+                calibration=calibration if precision == "int8" else None, end_to_end=True), progress=False)
+        return made[target, precision]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def same_clip_reference(tiny_model, tiny_detector):
+    """``image -> Prediction`` of the PyTorch three-unit pipeline with the end-to-end graph's CLIP input."""
+    net = build_end_to_end(tiny_model, tiny_detector.spec, tiny_detector.text_embeddings)
+
+    def run(image: np.ndarray):
+        pixels, hw = letterbox_pixels(image, tiny_detector.spec.detector_size)
+        with torch.no_grad():
+            clip_in = net.clip_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1])).numpy()
+        direct = tiny_detector._clip_letterbox
+        tiny_detector._clip_letterbox = lambda _image: clip_in
+        try:
+            return tiny_detector.run(image)
+        finally:
+            tiny_detector._clip_letterbox = direct
+
+    return run
+
+
+def _compare(got, want, k: int = 10) -> dict[str, float]:
+    top_g, top_w = got[:k], want[:k]
+    overlap = len({(d.hoi, d.human_box, d.object_box) for d in top_g} & {(d.hoi, d.human_box, d.object_box)
+                                                                          for d in top_w})
+    hois = len({d.hoi for d in top_g} & {d.hoi for d in top_w}) / max(1, len({d.hoi for d in top_w}))
+    mae = float(np.mean([abs(a.score - b.score) for a, b in zip(top_g, top_w)])) if top_w else float("nan")
+    return {"exact": overlap, "hoi_overlap": hois, "score_mae": mae}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_fp32_end_to_end_matches_three_unit_pipeline(e2e_factory, same_clip_reference, photos, target):
+    folder = e2e_factory(target, "fp32")
+    manifest = Manifest.read(folder)
+    assert manifest.layout == "end-to-end" and list(manifest.units) == ["end_to_end"]
+    assert manifest.io_contract["input_names"] == ["image", "image_size"]
+    art = HOIDetector.from_artifact(folder)          # not told the layout
+    assert type(art).__name__ == "EndToEndDetector"
+    compared = 0
+    for path in photos:
+        image = load_image(path)
+        want, got = same_clip_reference(image), art.run(image)
+        assert len(got.detections) == len(want.detections)
+        top_w, top_g = want.detections[:10], got.detections[:10]
+        assert top_w, f"no triplets on {path.name}: nothing to compare"
+        assert [d.hoi for d in top_g] == [d.hoi for d in top_w], f"{target} on {path.name}"
+        np.testing.assert_allclose([d.score for d in top_g], [d.score for d in top_w], atol=1e-4)
+        np.testing.assert_allclose([d.human_box + d.object_box for d in top_g],
+                                   [d.human_box + d.object_box for d in top_w], atol=0.5)     # original pixels
+        np.testing.assert_array_equal(got.instances.classes[got.instances.valid],
+                                      want.instances.classes[want.instances.valid])
+        compared += 1
+    assert compared == len(photos) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", INT8_TARGETS)
+def test_int8_end_to_end_agreement_is_reported(e2e_factory, same_clip_reference, photos, target, capsys):
+    """Reported, loosely bounded: the tiny random model's near-tied scores reorder under INT8."""
+    art = HOIDetector.from_artifact(e2e_factory(target, "int8"))
+    stats = [_compare(art.predict(p), same_clip_reference(load_image(p)).detections) for p in photos]
+    hoi = float(np.mean([s["hoi_overlap"] for s in stats]))
+    mae = float(np.mean([s["score_mae"] for s in stats]))
+    with capsys.disabled():
+        print(f"\n{target}/int8 end-to-end vs PyTorch on {len(stats)} photos: top-10 HOI-class overlap {hoi:.3f}, "
+              f"top-10 score MAE {mae:.5f}")
+    assert hoi >= 0.3 and mae < 0.05
+
+
+@pytest.mark.slow
+def test_sample_runs_the_pte_without_hoi_edge(e2e_factory, photos, tmp_path):
+    folder = e2e_factory("executorch", "fp32")
+    art = HOIDetector.from_artifact(folder)
+    for path in photos[:3]:
+        out = tmp_path / f"{path.stem}.json"
+        code = ("import sys, runpy; sys.modules['hoi_edge'] = None; sys.argv = sys.argv[1:]; "
+                "runpy.run_path(sys.argv[0], run_name='__main__')")      # importing hoi_edge would fail
+        proc = subprocess.run([sys.executable, "-c", code, str(SAMPLE), str(folder), str(path), "--json", str(out)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = json.loads(out.read_text())
+        want = art.predict(path)
+        assert rows and len(rows) == len(want)
+        assert [r["hoi"] for r in rows] == [d.hoi for d in want]
+        np.testing.assert_allclose([r["score"] for r in rows], [d.score for d in want], atol=1e-6)
+        np.testing.assert_allclose([r["human_box"] + r["object_box"] for r in rows],
+                                   [d.human_box + d.object_box for d in want], atol=1e-3)
+
+
+def test_sample_letterbox_is_the_contracts(photos) -> None:
+    """The sample's letterbox (what an app copies) and hoi_edge's are the same function of the image."""
+    import runpy
+
+    sample = runpy.run_path(str(SAMPLE))
+    for path in photos[:4]:
+        image = load_image(path)
+        for size in (128, 640):
+            for a, b in zip(sample["letterbox"](image, size), letterbox_pixels(image, size), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_graph_normalisation_matches_the_numpy_letterbox(tiny_model, tiny_detector, photos) -> None:
+    """The graph's detector input from the app's pixels equals the NumPy pipeline's Letterbox output exactly."""
+    net = build_end_to_end(tiny_model, tiny_detector.spec, tiny_detector.text_embeddings)
+    for path in photos[:4]:
+        image = load_image(path)
+        pixels, hw = letterbox_pixels(image, tiny_detector.spec.detector_size)
+        with torch.no_grad():
+            got = net.detector_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1]))
+        np.testing.assert_array_equal(got.numpy(), tiny_detector._det_letterbox(image))
+
+
+def test_clip_input_difference_is_reported(tiny_detector, same_clip_reference, photos, capsys) -> None:
+    """How far the end-to-end CLIP input (resampled from the detector's letterbox) moves the top-10 from the
+    three-unit pipeline's (the original image letterboxed for CLIP directly): reported, not a defect."""
+    stats = [_compare(same_clip_reference(load_image(p)).detections, tiny_detector.predict(p)) for p in photos]
+    with capsys.disabled():
+        print(f"\nend-to-end CLIP input vs direct letterbox, PyTorch, {len(stats)} photos: top-10 HOI-class "
+              f"overlap {np.mean([s['hoi_overlap'] for s in stats]):.3f}, "
+              f"score MAE {np.mean([s['score_mae'] for s in stats]):.5f}")
+    assert all(np.isfinite(s["score_mae"]) for s in stats)
+
+
+def test_end_to_end_refuses_what_it_cannot_do(tiny_checkpoint, tmp_path, calibration) -> None:
+    from compress.distill import DistillConfig
+
+    with pytest.raises(ExportError, match="end-to-end"):
+        check_config(ExportConfig(checkpoint=tiny_checkpoint, target="openvino", out=tmp_path / "a", precision="int8",
+                                  calibration=calibration, distill=DistillConfig(steps=2), end_to_end=True))
+    assert not (tmp_path / "a").exists()
+
+
+KITCHEN = {"name": "ride-hold", "verbs": ["hold", "ride"], "objects": ["cup", "horse", "bicycle"],
+           "hois": [["hold", "cup"], ["ride", "horse"], ["ride", "bicycle"], ["hold", "bicycle"]]}
+
+
+@pytest.mark.slow
+def test_bake_re_exports_the_one_network(e2e_factory, tiny_checkpoint, tiny_model, photos, tmp_path):
+    """Re-baking an FP32 end-to-end artifact re-exports its network: the new vocabulary's classes come out, and
+    they agree with PyTorch re-targeted to that vocabulary; INT8 is refused, leaving the folder as it was."""
+    import shutil
+
+    from compress.bake import rebake_artifact
+    from hoi_edge.errors import ArtifactError
+    from hoi_edge.runtime.manifest import hash_files
+    from hoi_edge.runtime.torch_runner import detector_from_checkpoint
+
+    vocab_file = tmp_path / "v.json"
+    vocab_file.write_text(json.dumps(KITCHEN))
+    folder = shutil.copytree(e2e_factory("openvino", "fp32"), tmp_path / "art")
+    rebake_artifact(folder, tiny_checkpoint, vocab_file)
+    art = HOIDetector.from_artifact(folder)
+    assert art.vocab.name == "ride-hold" and art.text_embeddings.shape[0] == 4
+    ref = detector_from_checkpoint(tiny_checkpoint, vocabulary=vocab_file)
+    net = build_end_to_end(ref.runner.model, ref.spec, ref.text_embeddings)
+    found = 0
+    for path in photos[:4]:
+        image = load_image(path)
+        pixels, hw = letterbox_pixels(image, ref.spec.detector_size)
+        with torch.no_grad():
+            clip_in = net.clip_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1])).numpy()
+        ref._clip_letterbox = lambda _image, c=clip_in: c
+        want, got = ref.predict(image)[:10], art.predict(image)[:10]
+        assert [d.hoi for d in got] == [d.hoi for d in want]
+        np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-4)
+        found += len(got)
+    assert found > 0
+    int8 = e2e_factory("openvino", "int8")
+    before = hash_files(int8)
+    with pytest.raises(ArtifactError, match="calibration"):
+        rebake_artifact(int8, tiny_checkpoint, vocab_file)
+    assert hash_files(int8) == before

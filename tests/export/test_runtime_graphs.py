@@ -1,0 +1,141 @@
+"""What each runtime really executes: ONNX Runtime's fused integer kernels, ExecuTorch's XNNPACK share, and the
+DETR forms that make both possible (written-out attention, export copy with folded batch norms)."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.onnx_qdq import optimized_op_counts, quantize_gemm_biases
+from hoi_edge.config import clip4hoi_tiny
+from hoi_edge.model.detector import DETR, MultiheadAttention
+from hoi_edge.runtime.manifest import Manifest
+
+
+def test_written_out_attention_equals_nn_multihead_attention():
+    torch.manual_seed(0)
+    ref = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    torch.nn.init.normal_(ref.in_proj_bias)
+    torch.nn.init.normal_(ref.out_proj.bias)
+    mine = MultiheadAttention(64, 4)
+    assert list(mine.state_dict()) == list(ref.state_dict())          # the official DETR names and order
+    mine.load_state_dict(ref.state_dict())
+    q, k, v = torch.randn(2, 7, 64), torch.randn(2, 11, 64), torch.randn(2, 11, 64)
+    torch.testing.assert_close(mine(q, k, v), ref(q, k, v, need_weights=False)[0], atol=1e-5, rtol=0)
+    torch.manual_seed(1)
+    a = torch.nn.MultiheadAttention(64, 4, batch_first=True)
+    torch.manual_seed(1)
+    b = MultiheadAttention(64, 4)
+    assert all(torch.equal(a.state_dict()[n], b.state_dict()[n]) for n in a.state_dict())    # same random init
+
+
+def test_detr_export_module_folds_batchnorm_and_keeps_outputs():
+    torch.manual_seed(0)
+    cfg = clip4hoi_tiny().detector
+    det = DETR(cfg).eval()
+    with torch.no_grad():
+        for m in det.modules():          # non-trivial frozen statistics, so a wrong fold shows
+            if type(m).__name__ == "FrozenBatchNorm2d":
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.normal_(1.0, 0.1)
+                m.bias.normal_()
+    before = {k: v.clone() for k, v in det.state_dict().items()}
+    exported = det.export_module()
+    kinds = collections.Counter(type(m).__name__ for m in exported.modules())
+    assert kinds["FrozenBatchNorm2d"] == 0 and kinds["MultiheadAttention"] == 0
+    assert kinds["SplitAttention"] == cfg.num_encoder_layers + 2 * cfg.num_decoder_layers
+    x = torch.randn(1, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        for want, got in zip(det(x), exported(x), strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    assert all(torch.equal(before[k], v) for k, v in det.state_dict().items())      # the eager module is untouched
+
+
+def _qdq_gemm(bias: np.ndarray) -> onnx.ModelProto:
+    """DQ(x) -> Gemm(transB) <- DQ(per-channel int8 W), float bias: what NNCF writes for a Linear layer."""
+    rng = np.random.default_rng(0)
+    n, k = bias.shape[0], 16
+    inits = [numpy_helper.from_array(rng.integers(-100, 100, (n, k)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.full(n, 0.01, np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros(n, np.int8), "w_zero"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "x_scale"),
+             numpy_helper.from_array(np.array(0, np.int8), "x_zero"),
+             numpy_helper.from_array(bias.astype(np.float32), "bias")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+             helper.make_node("Gemm", ["xd", "wd", "bias"], ["y"], transB=1, name="fc")]
+    graph = helper.make_graph(nodes, "fc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, n])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_int32_gemm_biases_let_onnxruntime_fuse_qgemm():
+    bias = np.linspace(-1, 1, 8)
+    float_bias = _qdq_gemm(bias)
+    before = optimized_op_counts(float_bias)
+    assert before["Gemm"] == 1 and before["QGemm"] == 0            # a float bias blocks ORT's fusion
+    fused, count = quantize_gemm_biases(_qdq_gemm(bias))
+    onnx.checker.check_model(fused)
+    after = optimized_op_counts(fused)
+    assert count == 1 and after["QGemm"] == 1 and after["Gemm"] == 0 and after["DequantizeLinear"] == 0
+    x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
+    quantum = 0.05 * 0.01
+    np.testing.assert_allclose(_run(fused, x), _run(float_bias, x), atol=quantum)
+
+
+def test_bias_that_overflows_int32_stays_float():
+    fused, count = quantize_gemm_biases(_qdq_gemm(np.full(8, 1e7)))       # 1e7 / 5e-4 > 2^31
+    assert count == 0 and optimized_op_counts(fused)["Gemm"] == 1
+
+
+@pytest.mark.slow
+def test_onnx_int8_artifact_runs_quantized_layers_as_integer_kernels(artifact_factory):
+    folder = artifact_factory("onnx", "int8")
+    recorded = Manifest.read(folder).quantization
+    for unit in ("detector", "clip_image", "hoi_head"):
+        counts = optimized_op_counts(folder / f"{unit}.onnx")
+        graph = recorded[unit]["onnxruntime_graph"]
+        assert graph["integer_ops"] == {k: counts[k] for k in graph["integer_ops"]}       # the manifest is true
+        assert counts["QGemm"] + counts["MatMulIntegerToFloat"] > 0, (unit, counts)
+        assert recorded[unit]["int32_gemm_biases"] > 0
+    # only the layers kept in FP on purpose stay float Gemms: DETR's class head + 3-layer box MLP, CLIP none
+    assert optimized_op_counts(folder / "clip_image.onnx")["Gemm"] == 0
+    assert optimized_op_counts(folder / "detector.onnx")["Gemm"] <= 4
+
+
+@pytest.mark.slow
+def test_executorch_int8_detector_is_delegated_to_xnnpack(artifact_factory):
+    delegation = {u: q["delegation"] for u, q in Manifest.read(artifact_factory("executorch", "int8"))
+                  .quantization.items()}
+    det = delegation["detector"]
+    assert det["delegated_share"] >= 0.95, det
+    for op in ("addmm", "linear", "native_layer_norm", "expand_copy", "logical_not", "where", "any"):
+        assert not any(op in name for name in det["portable_ops"]), (op, det["portable_ops"])
+    assert all(d["delegated_nodes"] > 0 for d in delegation.values())
+
+
+def test_decomposed_layer_norm_equals_layer_norm():
+    from hoi_edge.model.ops import DecomposedLayerNorm, decompose_layer_norms
+
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(16)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    for shape in ((2, 5, 16), (3, 16)):
+        x = torch.randn(*shape) * 3 + 1
+        torch.testing.assert_close(DecomposedLayerNorm(norm)(x), norm(x), atol=1e-5, rtol=1e-5)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.LayerNorm(16))
+    assert decompose_layer_norms(net) == 1 and isinstance(net[1], DecomposedLayerNorm)

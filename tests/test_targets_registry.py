@@ -1,0 +1,103 @@
+"""A target added to the registry alone shows up everywhere that lists or checks targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hoi_edge.cli import main
+from hoi_edge.errors import ArtifactError
+from hoi_edge.runtime.artifact import make_runner
+from hoi_edge.runtime.manifest import Manifest, UnitSpec
+from hoi_edge.targets_registry import (TARGETS, Target, all_precisions, export_packages, get_target, register,
+                                       runtime_packages, target_names, unregister)
+from hoi_edge.units import EXPORT_UNITS
+
+
+class FakeRunner:
+    name = "fake"
+
+    def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None) -> None:
+        self.folder, self.manifest, self.num_threads = folder, manifest, num_threads
+
+
+FAKE = Target(name="fakert", suffix=".fk", precisions=("fp32", "int4"), exporter="no_such_exporter_module",
+              runner=f"{__name__}:FakeRunner", runtime_package="fakert-runtime", export_packages=("fakert-tools",),
+              companion_suffixes=(".idx",))
+
+
+@pytest.fixture
+def fake_target():
+    register(FAKE)
+    yield FAKE
+    unregister(FAKE.name)
+
+
+def _manifest(target: str, precision: str) -> Manifest:
+    units = {u: UnitSpec(file=u + (get_target(target).suffix if get_target(target) else ".x"), inputs={}, outputs=[])
+             for u in EXPORT_UNITS}
+    return Manifest(target=target, precision=precision, units=units, spec=None, vocabulary_fingerprint="",
+                    source_checkpoint={}, versions={})
+
+
+def test_the_built_in_targets_are_registered() -> None:
+    assert target_names() == ("openvino", "onnx", "executorch")
+    assert all_precisions() == ("fp32", "fp16", "int8")
+    assert {"hoi-edge", "torch", "open_clip_torch", "openvino", "onnx", "onnxruntime", "nncf",
+            "executorch"} == set(export_packages())
+    assert runtime_packages(("onnx",)) == ("onnxruntime",)
+
+
+def test_importing_the_registry_imports_no_runner_module() -> None:
+    import sys
+
+    for target in TARGETS.values():
+        if target.runner_module in sys.modules:
+            continue          # another test loaded it: nothing to learn here
+        assert get_target(target.name) is target and target.runner_module not in sys.modules
+
+
+def test_a_registered_target_is_a_cli_choice(fake_target, tmp_path) -> None:
+    res = CliRunner().invoke(main, ["export", "--help"])
+    assert "openvino|onnx|executorch|fakert" in res.output, res.output
+    # the CLI accepts it (any case) and hands it to the export checks, which use its entry
+    res = CliRunner().invoke(main, ["export", "--target", "FakeRT", "--int8", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 1 and "supports precisions ('fp32', 'int4'), not 'int8'" in res.output, res.output
+
+
+def test_an_unregistered_target_is_not_a_cli_choice(tmp_path) -> None:
+    res = CliRunner().invoke(main, ["export", "--target", "fakert", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "'fakert' is not one of openvino, onnx, executorch" in res.output, res.output
+
+
+def test_a_registered_target_passes_the_manifest_checks(fake_target, tmp_path) -> None:
+    manifest = _manifest("fakert", "int4")
+    manifest.check_values(tmp_path / "manifest.json")
+    with pytest.raises(ArtifactError, match="precision 'fp16' is not one of target 'fakert' \\(fp32, int4\\)"):
+        _manifest("fakert", "fp16").check_values(tmp_path / "manifest.json")
+    for unit in manifest.units.values():
+        (tmp_path / unit.file).write_text("")
+    (tmp_path / "text_embeddings.npy").write_text("")
+    (tmp_path / "vocabulary.json").write_text("")
+    with pytest.raises(ArtifactError, match=r"incomplete: missing \['detector.idx'"):
+        manifest.check_files(tmp_path)
+    for unit in EXPORT_UNITS:
+        (tmp_path / f"{unit}.idx").write_text("")
+    manifest.check_files(tmp_path)
+    runner = make_runner(manifest, tmp_path, num_threads=3)
+    assert isinstance(runner, FakeRunner) and runner.num_threads == 3
+    assert "fakert-runtime" in export_packages() and "fakert-tools" in export_packages()
+
+
+def test_an_unregistered_target_fails_the_manifest_checks(tmp_path) -> None:
+    with pytest.raises(ArtifactError, match="unknown target 'fakert' \\(expected one of openvino, onnx, executorch\\)"):
+        _manifest("fakert", "fp32").check_values(tmp_path / "manifest.json")
+    with pytest.raises(ArtifactError, match="unknown target 'fakert'"):
+        make_runner(_manifest("fakert", "fp32"), tmp_path)
+
+
+def test_a_name_is_registered_once(fake_target) -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register(FAKE)
