@@ -171,7 +171,7 @@ def test_detect_folder_and_glob_write_lines_eval_reads(tiny_checkpoint, shared_d
     assert drawn == ["HICO_test2015_00000001_hoi.jpg", "HICO_test2015_00003124_hoi.jpg"]
     res = CliRunner().invoke(main, ["eval", "--gt", str(hico / "annotations.json"), "--pred", str(preds)])
     assert res.exit_code == 0, res.output
-    assert "mAP" in res.output and "warning" not in res.output                  # full coverage: no warning
+    assert "| Default |" in res.output and "warning" not in res.output                  # full coverage: no warning
     glob_preds = tmp_path / "glob.jsonl"
     res = CliRunner().invoke(main, ["detect", str(shared_data / "photos" / "z*.jpg"), "--model",
                                     str(tiny_checkpoint), "--json", str(glob_preds), "--no-draw"])

@@ -264,6 +264,9 @@ class DETR(nn.Module):
             for name, child in list(parent.named_children()):
                 if isinstance(child, MultiheadAttention):
                     setattr(parent, name, SplitAttention(child))
+        # the folded convs and split linears are new parameters: keep the source's frozen state, or distillation
+        # would train every DETR weight instead of only the quantizers of a frozen detector
+        module.requires_grad_(any(p.requires_grad for p in self.parameters()))
         return module
 
 
