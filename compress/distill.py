@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from compress.quantize import QuantizationConfig, UnitSample
 from hoi_edge.model.classifier import clip_logits
+from hoi_edge.similarity import cosine
 
 Outputs = tuple[torch.Tensor, ...]
 
@@ -215,9 +216,7 @@ def convert_distilled(student: torch.nn.Module, example: tuple[torch.Tensor, ...
             want = [t.float().numpy() for t in _as_outputs(student(*x))]
         got = compiled([t.numpy() for t in x])
         for w, o in zip(want, compiled.outputs):
-            g = np.asarray(got[o], dtype=np.float64).ravel()
-            w = w.astype(np.float64).ravel()
-            worst = min(worst, float(w @ g / (np.linalg.norm(w) * np.linalg.norm(g) + 1e-12)))
+            worst = min(worst, cosine(w, got[o]))
     if worst < IR_MATCH_COSINE:
         return None, worst, (f"the converted IR does not reproduce the distilled model (output cosine {worst:.4f} "
                              f"< {IR_MATCH_COSINE}): openvino.convert_model's trace misplaces NNCF's quantizers")
