@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from compress.quantize import QuantizationConfig
-from hoi_edge.model.ops import DecomposedLayerNorm, decompose_layer_norms
+from hoi_edge.model.ops import DecomposedLayerNorm, decompose_layer_norms, write_out_attention
 from targets.contract import UnitContract, as_tensors
 
 
@@ -51,13 +51,15 @@ def describe_int8(num_samples: int) -> dict[str, Any]:
 def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[torch.Tensor, ...], out: Path,
                 precision: str, samples=None, qcfg: QuantizationConfig | None = None,
                 validation=None) -> dict | None:
-    """Write ``out``; returns the manifest's quantization entry (None unless INT8). ``qcfg`` and
-    ``validation`` are unused: export.check_config rejects --val for this target."""
+    """Write ``out``; returns the manifest's notes: ``delegation`` (every precision: how much XNNPACK runs) and,
+    for INT8, the quantization entry. ``qcfg`` and ``validation`` are unused: export.check_config rejects --val
+    for this target."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     module = copy.deepcopy(module)       # the caller's module (the live HOI head, CLIP) stays as it was
     decompose_layer_norms(module)        # XNNPACK has no layer norm: its elementwise form is delegated
+    write_out_attention(module)          # nor the fused attention's mask ops: CLIP's ViT layers stay whole
     info = None
     if precision == "int8":
         import executorch.kernels.quantized  # noqa: F401  out-variants of q/dq ops left outside XNNPACK
@@ -67,7 +69,7 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     delegation = delegation_summary(lowered)
     out.write_bytes(lowered.to_executorch().buffer)
-    return {**info, "delegation": delegation} if info is not None else None
+    return {**(info or {}), "delegation": delegation}
 
 
 #: Graph plumbing that computes nothing (a delegate call's outputs are unpacked by ``getitem``).

@@ -86,11 +86,6 @@ def check_config(cfg: ExportConfig) -> CheckedExport:
     if cfg.end_to_end and (cfg.distill is not None or cfg.validation is not None):
         raise ExportError("--end-to-end exports one network with post-training quantization only; "
                           "distillation and accuracy-aware INT8 (--val) apply to the three-unit layout")
-    if cfg.end_to_end and (cfg.target, cfg.precision) == ("executorch", "int8"):
-        # known gap: XNNPACK's ChannelsLastTaggedReshapePass fails (IndexError on a 0-dim tensor) on the
-        # PT2E-quantized end-to-end graph's image-size scalars; say so before minutes of calibration
-        raise ExportError("--end-to-end is not available for executorch int8 yet (XNNPACK cannot lower the quantized "
-                          "graph's image-size scalars); use executorch fp32, or openvino/onnx int8")
     if cfg.distill is not None and cfg.validation is not None:
         raise ExportError("choose either distillation or accuracy-aware quantization (--val), not both")
     out = Path(cfg.out)
@@ -181,12 +176,14 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
                                              validation=validation[unit] if validation else None, **extra)
             units[unit] = UnitSpec(file=file, inputs={k: list(v) for k, v in contract.inputs.items()},
                                    outputs=list(contract.outputs), output_shapes=shapes)
+        # what the runtime runs natively (ExecuTorch: XNNPACK's share), every precision; the rest is quantization
+        delegation = {u: n.pop("delegation") for u, n in notes.items() if n and "delegation" in n}
         manifest = Manifest(
             target=cfg.target, precision=cfg.precision, units=units, spec=spec,
             vocabulary_fingerprint=model.vocab.fingerprint(),
             source_checkpoint={"path": str(cfg.checkpoint), "sha256": file_sha256(cfg.checkpoint)},
             versions=package_versions(),
-            quantization={u: notes[u] for u in units} if cfg.precision == "int8" else {},
+            quantization={u: notes[u] for u in units} if cfg.precision == "int8" else {}, delegation=delegation,
             text_embeddings_sha256=write_text_bank(tmp, text, model.vocab),
             random_init=random_init_parts(model.cfg),
             **layout,

@@ -13,6 +13,34 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_data_dir()
 
 
+#: Session fixtures of tests/export/conftest.py that export artifacts (ExecuTorch lowering takes minutes).
+SESSION_EXPORTS = {"artifact_factory", "e2e_factory"}
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The pytest-xdist group of a test: tests sharing an expensive session or module fixture run on one worker,
+    so the fixture is made once (a folder's conftest exports: by folder; a module's own exports: by module)."""
+    try:
+        rel = Path(str(item.fspath)).relative_to(REPO / "tests")
+    except ValueError:
+        return None
+    if len(rel.parts) == 1:
+        return None
+    if rel.parts[0] == "export" and not SESSION_EXPORTS & set(getattr(item, "fixturenames", ())):
+        return f"export/{rel.stem}"
+    return rel.parts[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under ``--dist loadgroup`` (pyproject's default ``-n 2``) xdist keeps each group on one worker and spreads
+    the groups and the ungrouped tests over the workers."""
+    for item in items:
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -77,8 +77,9 @@ def test_box_decoding_and_probabilities_match(seed) -> None:
                                class_probabilities(scores[0], SOFTMAX_NO_OBJECT), atol=1e-6)
     for resize in (LETTERBOX, STRETCH):
         want = boxes_to_pixels(boxes[0], (300, 200), 128, resize)
-        have = rules.boxes_to_pixels(_t(boxes[0]), torch.tensor(300.0), torch.tensor(200.0), 128, resize)
-        np.testing.assert_allclose(have.numpy(), want, atol=1e-3)
+        for shape in ((), (1, 1)):      # 0-d, and the end-to-end graph's (1,1) (XNNPACK cannot lower 0-d)
+            have = rules.boxes_to_pixels(_t(boxes[0]), torch.full(shape, 300.0), torch.full(shape, 200.0), 128, resize)
+            np.testing.assert_allclose(have.numpy(), want, atol=1e-3)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -29,6 +29,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from hoi_edge.config import DetectorConfig
+from hoi_edge.model.ops import attend
 
 _RESNETS = {
     "resnet18": ("basic", (2, 2, 2, 2)),
@@ -71,20 +72,6 @@ def sine_position_embedding(height: int, width: int, dim: int, device: torch.dev
     return torch.cat((py, px), dim=2).flatten(0, 1)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Scaled dot-product attention over projected (B, L, D) tensors, heads folded into the batch of
-    3-D ``bmm`` calls (a 4-D ``@`` lowers to ``expand`` + ``bmm``, and ``expand`` is not delegated)."""
-    b, lq, d = q.shape
-    lk, dh = k.shape[1], d // heads
-
-    def split(x: torch.Tensor, n: int) -> torch.Tensor:
-        return x.reshape(b, n, heads, dh).transpose(1, 2).reshape(b * heads, n, dh)
-
-    logits = torch.bmm(split(q, lq) * dh ** -0.5, split(k, lk).transpose(1, 2))
-    y = torch.bmm(logits.softmax(-1), split(v, lk))
-    return y.reshape(b, heads, lq, dh).transpose(1, 2).reshape(b, lq, d)
-
-
 class MultiheadAttention(nn.Module):
     """``nn.MultiheadAttention(d, heads, batch_first=True)`` without masks or dropout, written out.
 
@@ -106,7 +93,7 @@ class MultiheadAttention(nn.Module):
         wq, wk, wv = self.in_proj_weight.split(self.embed_dim)
         bq, bk, bv = self.in_proj_bias.split(self.embed_dim)
         q, k, v = F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
-        return self.out_proj(attend(q, k, v, self.num_heads))
+        return self.out_proj(attend(q, k, v, self.num_heads, (self.embed_dim // self.num_heads) ** -0.5))
 
 
 class SplitAttention(nn.Module):
@@ -116,7 +103,7 @@ class SplitAttention(nn.Module):
     def __init__(self, packed: MultiheadAttention) -> None:
         super().__init__()
         d = packed.embed_dim
-        self.num_heads = packed.num_heads
+        self.num_heads, self.scale = packed.num_heads, (d // packed.num_heads) ** -0.5
         self.q_proj, self.k_proj, self.v_proj = (nn.Linear(d, d) for _ in range(3))
         with torch.no_grad():
             for i, proj in enumerate((self.q_proj, self.k_proj, self.v_proj)):
@@ -125,7 +112,8 @@ class SplitAttention(nn.Module):
         self.out_proj = packed.out_proj
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(attend(self.q_proj(query), self.k_proj(key), self.v_proj(value), self.num_heads))
+        return self.out_proj(attend(self.q_proj(query), self.k_proj(key), self.v_proj(value), self.num_heads,
+                                    self.scale))
 
 
 def fold_frozen_batchnorm(module: nn.Module) -> int:

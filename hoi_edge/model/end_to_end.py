@@ -159,7 +159,7 @@ class EndToEnd(nn.Module):
 
     def forward(self, image: torch.Tensor, image_size: torch.Tensor) -> tuple[torch.Tensor, ...]:
         spec = self.spec
-        height, width = image_size[0, 0], image_size[0, 1]
+        height, width = image_size[:, 0:1], image_size[:, 1:2]      # (1,1), not 0-d: XNNPACK lowers these
         scores, boxes, features = self.detector(self.detector_input(image, height, width))
         inst = self.select(scores[0], boxes[0], features[0], height, width)
         valid = inst["valid"].to(torch.float32)

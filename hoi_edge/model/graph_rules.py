@@ -34,18 +34,19 @@ def class_probabilities(scores: torch.Tensor, score_kind: str) -> torch.Tensor:
 def boxes_to_pixels(boxes: torch.Tensor, height: torch.Tensor, width: torch.Tensor, input_size: int,
                     resize: str = LETTERBOX) -> torch.Tensor:
     """(N,4) cxcywh in 0..1 of the input -> (N,4) xyxy original pixels, clipped; twin of
-    :func:`hoi_edge.preprocess.boxes_to_pixels` (``height``/``width``: 0-d float tensors)."""
+    :func:`hoi_edge.preprocess.boxes_to_pixels` (``height``/``width``: float tensors of one element, 0-d or
+    (1,1): the end-to-end graph keeps them (1,1) because XNNPACK's layout pass cannot take 0-d quantized inputs)."""
+    whwh = torch.stack([width, height, width, height], -1).reshape(1, 4)
     if resize == LETTERBOX:
         scale = input_size / torch.maximum(height, width)
         b = boxes * input_size / scale
     elif resize == STRETCH:
-        b = boxes * torch.stack([width, height, width, height])
+        b = boxes * whwh
     else:
         raise ValueError(f"unknown resize mode {resize!r}")
     cx, cy, bw, bh = b.unbind(-1)
     xyxy = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
-    upper = torch.stack([width, height, width, height])
-    return torch.minimum(xyxy.clamp(min=0), upper)
+    return torch.minimum(xyxy.clamp(min=0), whwh)
 
 
 def stable_descending_order(values: torch.Tensor) -> torch.Tensor:

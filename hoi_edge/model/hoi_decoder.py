@@ -27,8 +27,8 @@ class Attention(nn.Module):
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        return x.reshape(b, n, self.heads, d // self.heads).transpose(1, 2)
+        """(B, N, D) -> (B, heads, N, D/heads), without size arithmetic (see :func:`hoi_edge.model.detector.attend`)."""
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = self._split(self.q(x)), self._split(self.k(context)), self._split(self.v(context))
@@ -36,8 +36,7 @@ class Attention(nn.Module):
         if key_bias is not None:
             logits = logits + key_bias
         y = logits.softmax(-1) @ v
-        b, h, n, dh = y.shape
-        return self.out(y.transpose(1, 2).reshape(b, n, h * dh))
+        return self.out(y.transpose(1, 2).flatten(2))
 
 
 class HOIDecoderLayer(nn.Module):

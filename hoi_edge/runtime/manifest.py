@@ -60,6 +60,7 @@ class Manifest:
     source_checkpoint: dict[str, str]
     versions: dict[str, str]
     quantization: dict[str, Any] = field(default_factory=dict)
+    delegation: dict[str, Any] = field(default_factory=dict)   # ExecuTorch: per network, the share XNNPACK runs
     text_embeddings_sha256: str | None = None     # absent in format-1 manifests
     files: dict[str, str] | None = None           # file name -> sha256; absent before format 3
     random_init: list[str] = field(default_factory=list)   # parts of the source model with random weights

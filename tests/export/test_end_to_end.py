@@ -28,20 +28,7 @@ from targets.export import ExportConfig, check_config, export_artifact
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "end_to_end_executorch.py"
-INT8_TARGETS = ("openvino",)
-
-
-def test_executorch_int8_end_to_end_is_refused_before_any_work(tmp_path):
-    """Known gap (XNNPACK cannot lower the quantized graph's image-size scalars): a clear error up front, not a
-    traceback from deep inside the lowering after minutes of calibration."""
-    from compress.calibration import CalibrationConfig
-    from hoi_edge.errors import ExportError
-    from targets.export import ExportConfig, check_config
-
-    cfg = ExportConfig(checkpoint="unused.pt", target="executorch", out=tmp_path / "out", precision="int8",
-                       calibration=CalibrationConfig(tmp_path), end_to_end=True)
-    with pytest.raises(ExportError, match="not available for executorch int8"):
-        check_config(cfg)
+INT8_TARGETS = ("openvino", "executorch")
 
 
 @pytest.fixture(scope="session")

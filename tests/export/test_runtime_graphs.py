@@ -118,13 +118,37 @@ def test_onnx_int8_artifact_runs_quantized_layers_as_integer_kernels(artifact_fa
 
 @pytest.mark.slow
 def test_executorch_int8_detector_is_delegated_to_xnnpack(artifact_factory):
-    delegation = {u: q["delegation"] for u, q in Manifest.read(artifact_factory("executorch", "int8"))
-                  .quantization.items()}
+    delegation = Manifest.read(artifact_factory("executorch", "int8")).delegation
     det = delegation["detector"]
-    assert det["delegated_share"] >= 0.95, det
-    for op in ("addmm", "linear", "native_layer_norm", "expand_copy", "logical_not", "where", "any"):
-        assert not any(op in name for name in det["portable_ops"]), (op, det["portable_ops"])
+    for unit in ("detector", "clip_image"):     # DETR's transformer and CLIP's ViT layers run whole in XNNPACK
+        d = delegation[unit]
+        assert d["delegated_share"] >= 0.95, (unit, d)
+        for op in ("addmm", "linear", "native_layer_norm", "expand_copy", "logical_not", "where", "any"):
+            assert not any(op in name for name in d["portable_ops"]), (unit, op, d["portable_ops"])
     assert all(d["delegated_nodes"] > 0 for d in delegation.values())
+    assert set(delegation) == {"detector", "clip_image", "hoi_head"}
+    fp32 = Manifest.read(artifact_factory("executorch", "fp32")).delegation     # recorded at every precision
+    assert set(fp32) == set(delegation) and fp32["detector"]["delegated_share"] >= 0.95, fp32
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_written_out_attention_equals_multihead_attention(batch_first):
+    from hoi_edge.model.ops import WrittenOutAttention, write_out_attention
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=batch_first).eval()
+    torch.nn.init.normal_(mha.in_proj_bias)
+    q = torch.randn(2, 7, 32) if batch_first else torch.randn(7, 2, 32)
+    kv = torch.randn(2, 5, 32) if batch_first else torch.randn(5, 2, 32)
+    want = mha(q, kv, kv, need_weights=False)[0]
+    got, weights = WrittenOutAttention(mha)(q, kv, kv, need_weights=False)
+    assert weights is None
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="no mask"):
+        WrittenOutAttention(mha)(q, kv, kv, attn_mask=torch.zeros(7, 5))
+    net = torch.nn.Sequential(torch.nn.Linear(32, 32))
+    net.attn = mha
+    assert write_out_attention(net) == 1 and isinstance(net.attn, WrittenOutAttention)
 
 
 def test_decomposed_layer_norm_equals_layer_norm():
