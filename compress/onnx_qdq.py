@@ -10,7 +10,9 @@ every call. :func:`quantize_gemm_biases` quantizes those biases the way ONNX Run
 
 from __future__ import annotations
 
+import ast
 import collections
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,37 @@ def fusion_summary(counts: collections.Counter) -> dict[str, Any]:
     return {"integer_ops": {k: counts[k] for k in INTEGER_OPS if counts[k]},
             "float_ops": {k: counts[k] for k in FLOAT_OPS if counts[k]},
             "dequantize_linear_left": counts["DequantizeLinear"]}
+
+
+def torch_module_paths(model: onnx.ModelProto) -> dict[str, str]:
+    """ONNX node name -> the OpenVINO-style name of the torch op it came from (``__module.head.decoder.out_proj/
+    aten::linear/MatMul``), from the metadata torch's dynamo exporter writes, so the layer patterns written for
+    OpenVINO names (``.*class_embed.*``, ``.*aten::matmul.*``) select the same layers in an ONNX model, whose
+    own node names (``node_MatMul_12``) say nothing about the module."""
+    paths = {}
+    for node in model.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        try:
+            scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        except (ValueError, SyntaxError):
+            scopes = []
+        if len(scopes) < 2:
+            paths[node.name] = node.name
+            continue
+        module = f"__module.{scopes[-2]}" if scopes[-2] else "__module"
+        op = re.sub(r"_\d+$", "", scopes[-1])
+        paths[node.name] = f"{module}/aten::{op}/{node.op_type}"
+    return paths
+
+
+def ignored_node_names(exported: onnx.ModelProto, folded: onnx.ModelProto, patterns: list[str]) -> list[str]:
+    """Names of the nodes of ``folded`` (``exported`` after ONNX Runtime's folding, which drops the metadata and
+    renames fused nodes ``<original>/<Fusion>``) whose torch op path matches one of ``patterns``."""
+    paths = torch_module_paths(exported)
+    regexes = [re.compile(p) for p in patterns]
+    names = []
+    for node in folded.graph.node:
+        path = paths.get(node.name) or paths.get(node.name.split("/")[0], node.name)
+        if any(r.fullmatch(path) for r in regexes):
+            names.append(node.name)
+    return names

@@ -148,13 +148,16 @@ def quantize_onnx_with_report(model: Any, unit: str, samples: list[UnitSample], 
     DequantizeLinear of the weight (slower than FP32); int32 biases let it fuse them into QGemm
     (see :mod:`compress.onnx_qdq`).
     """
-    from compress.onnx_qdq import quantize_gemm_biases
+    from compress.onnx_qdq import ignored_node_names, quantize_gemm_biases
 
-    model = fold_constants(model)
-    names = [i.name for i in model.graph.input]
+    folded = fold_constants(model)
+    # the layer patterns name torch modules (OpenVINO keeps them in node names); ONNX nodes are matched by the
+    # module path the exporter recorded, so the same layers stay in floating point on both targets
+    ignored = ignored_node_names(model, folded, cfg.ignored_scope(unit).patterns)
+    names = [i.name for i in folded.graph.input]
     calib = _dataset(samples, lambda s: dict(zip(names, s)))
-    quantized = nncf.quantize(model, calib, subset_size=min(cfg.subset_size, len(samples)),
+    quantized = nncf.quantize(folded, calib, subset_size=min(cfg.subset_size, len(samples)),
                               fast_bias_correction=cfg.fast_bias_correction, model_type=nncf.ModelType.TRANSFORMER,
-                              ignored_scope=cfg.ignored_scope(unit))
+                              ignored_scope=nncf.IgnoredScope(names=ignored, validate=False))
     quantized, biases = quantize_gemm_biases(quantized)
-    return quantized, {"int32_gemm_biases": biases}
+    return quantized, {"int32_gemm_biases": biases, "ignored_nodes": len(ignored)}

@@ -10,17 +10,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from hoi_edge.conventions import LETTERBOX, STRETCH
 from hoi_edge.postprocess import HOIDetection, Instances, LabelMap
 from hoi_edge.vocabulary import Vocabulary
 
 LAYOUT = "end-to-end"
 UNIT = "end_to_end"
 
+#: The ``image`` input, per detector resize mode (the spec's ``detector_resize``).
+IMAGE_INPUT = {
+    LETTERBOX: "(1,3,S,S) float32 RGB pixel values 0..255: the image resized by s = S/max(h,w) to "
+               "(round(h*s), round(w*s)) (OpenCV INTER_AREA when shrinking, INTER_LINEAR when enlarging), "
+               "placed at the top-left; the padding may hold any value (masked in the graph)",
+    STRETCH: "(1,3,S,S) float32 RGB pixel values 0..255: the image resized to S x S (OpenCV INTER_LINEAR, "
+             "aspect not kept); RGB even for a BGR detector (the graph reverses the channels)",
+}
 IO_CONTRACT = {
     "inputs": {
-        "image": "(1,3,S,S) float32 RGB pixel values 0..255: the image resized by s = S/max(h,w) to "
-                 "(round(h*s), round(w*s)) (OpenCV INTER_AREA when shrinking, INTER_LINEAR when enlarging), "
-                 "placed at the top-left; the padding may hold any value (masked in the graph)",
         "image_size": "(1,2) float32: the original image's (height, width) in pixels",
     },
     "outputs": {
@@ -35,17 +41,25 @@ IO_CONTRACT = {
         "instance_scores": "(1,K) float32",
         "instance_classes": "(1,K) int64 detector class id (manifest spec.detector_classes), -1 = empty slot",
     },
-    "app": "letterbox the RGB image as described for 'image', pass its (height, width); boxes come back in "
+    "app": "resize the RGB image as described for 'image', pass its (height, width); boxes come back in "
            "original pixels, so nothing is mapped back",
 }
 
 
-def letterbox_pixels(image: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def io_contract(resize: str) -> dict:
+    """The app's contract for a detector that takes ``resize`` (letterbox or stretch) input."""
+    return {**IO_CONTRACT, "inputs": {"image": IMAGE_INPUT[resize], **IO_CONTRACT["inputs"]}, "resize": resize}
+
+
+def network_pixels(image: np.ndarray, size: int, resize: str = LETTERBOX) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 (H,W,3) -> the network's inputs: (1,3,S,S) float32 0..255 and (1,2) float32 (height, width).
 
     The same resize as :class:`hoi_edge.preprocess.Letterbox` (a test checks the graph's normalised
-    input against it); the padding is left at 0 (the graph masks it)."""
+    input against it); the letterbox padding is left at 0 (the graph masks it)."""
     h, w = image.shape[:2]
+    if resize == STRETCH:
+        resized = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], np.float32), np.array([[h, w]], np.float32)
     s = size / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)

@@ -102,17 +102,21 @@ def class_probabilities(scores: np.ndarray, score_kind: str) -> np.ndarray:
 def select_instances(logits: np.ndarray, boxes: np.ndarray, features: np.ndarray, labels: LabelMap,
                      image_hw: tuple[int, int], letterbox_size: int, max_instances: int,
                      score_threshold: float, nms_threshold: float | None,
-                     score_kind: str = SOFTMAX_NO_OBJECT, resize: str = LETTERBOX) -> Instances:
+                     score_kind: str = SOFTMAX_NO_OBJECT, resize: str = LETTERBOX,
+                     max_candidates: int | None = None) -> Instances:
     """Detector outputs for one image -> the top-K instances of classes the vocabulary uses.
 
     Per candidate the best relevant class and its probability (``score_kind``), the score
-    threshold, class-wise NMS (skipped when ``nms_threshold`` is None), then the K best.
-    Boxes are mapped to original pixels by the input transform's rule (``resize``).
+    threshold, the ``max_candidates`` best of those (all when None), class-wise NMS (skipped when
+    ``nms_threshold`` is None), then the K best. Boxes are mapped to original pixels by the input
+    transform's rule (``resize``).
     """
     probs = class_probabilities(logits[0], score_kind) * labels.relevant()[None, :]
     classes, scores = probs.argmax(1), probs.max(1)
     xyxy = boxes_to_pixels(boxes[0], image_hw, letterbox_size, resize)
     cand = np.flatnonzero(scores >= score_threshold)
+    if max_candidates is not None:
+        cand = np.sort(cand[np.argsort(-scores[cand], kind="stable")][:max_candidates])
     if cand.size and nms_threshold is not None:
         xywh = np.concatenate([xyxy[cand, :2], xyxy[cand, 2:] - xyxy[cand, :2]], 1)
         kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[cand].tolist(), classes[cand].tolist(),

@@ -39,6 +39,7 @@ class PipelineSpec:
     detector_score_kind: str = SOFTMAX_NO_OBJECT
     detector_resize: str = LETTERBOX
     detector_channels: str = "rgb"
+    nms_candidates: int | None = None       # the best M thresholded candidates enter NMS (None: all)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,4 +65,4 @@ class PipelineSpec:
         """:func:`hoi_edge.postprocess.select_instances` with this pipeline's detector facts and thresholds."""
         return select_instances(scores, boxes, features, labels, image_hw, self.detector_size, self.max_instances,
                                 self.box_score_threshold, self.nms_threshold, score_kind=self.detector_score_kind,
-                                resize=self.detector_resize)
+                                resize=self.detector_resize, max_candidates=self.nms_candidates)

@@ -35,8 +35,8 @@ class ThroughputConfig:
     repeats: int = 3             # rounds per mode, alternating sync / concurrent / pipelined
     warmup: int = 3
     threads: int | None = None
-    device: str | None = None            # artifacts (hoi_edge.runtime.devices)
-    reference_device: str = "cpu"
+    device: str = "cpu"                  # the reference's (as BenchmarkConfig / ValidateConfig)
+    artifact_device: str | None = None   # --device: where the artifacts run (hoi_edge.runtime.devices)
     depth: int = 2                       # frames in flight in the pipelined mode
     progress: bool = True
 
@@ -123,9 +123,9 @@ def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
         raise ValidationError("--runs must be >= 2 frames, repeats and --depth >= 1")
     dataset = load_dataset(cfg.images)
     threads = resolve_threads(cfg.threads)
-    ref_device = resolve_device(cfg.reference_device)
+    ref_device = resolve_device(cfg.device)
     specs = [reference_spec(cfg.reference, ref_device)] if cfg.reference is not None else []
-    specs = unique_labels(specs + [artifact_spec(a, cfg.device) for a in cfg.artifacts])
+    specs = unique_labels(specs + [artifact_spec(a, cfg.artifact_device) for a in cfg.artifacts])
     results = []
     for spec in specs:
         if cfg.progress:
@@ -133,7 +133,8 @@ def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
         results.append(_run_isolated(spec.to_dict(), [str(p) for p in dataset.paths], cfg, threads))
     settings = {"images": str(cfg.images), "num_images": len(dataset.paths), "frames": cfg.frames,
                 "repeats": cfg.repeats, "warmup": cfg.warmup, "threads": threads, "depth": cfg.depth,
-                "device": cfg.device, "reference_device": ref_device if cfg.reference is not None else None}
+                "artifact_device": cfg.artifact_device,
+                "reference_device": ref_device if cfg.reference is not None else None}
     return ThroughputReport(results=results, settings=settings, environment=environment())
 
 

@@ -1,13 +1,15 @@
 """Run an end-to-end hoi-edge artifact (``hoi-edge export --target executorch --end-to-end``) with nothing but
 the ExecuTorch runtime, NumPy and OpenCV: all the code an app needs around the model. It does not import
-hoi_edge; port these ~40 lines to Kotlin/Swift/C++ as they are.
+hoi_edge; port these ~45 lines to Kotlin/Swift/C++ as they are.
 
     python samples/end_to_end_executorch.py ARTIFACT_DIR photo.jpg [--json out.json]
 
 The app's whole contract (also in the artifact's manifest.json, ``io_contract``):
   1. read the image as RGB, (h, w);
-  2. letterbox: s = S / max(h, w), resize to (round(w*s), round(h*s)) (INTER_AREA shrinking, INTER_LINEAR
-     enlarging), paste at the top-left of an S x S canvas, as float32 (1,3,S,S) pixel values 0..255;
+  2. resize as the manifest's io_contract "resize" says, to float32 (1,3,S,S) RGB pixel values 0..255:
+     "letterbox" (DETR): s = S / max(h, w), resize to (round(w*s), round(h*s)) (INTER_AREA shrinking,
+     INTER_LINEAR enlarging), paste at the top-left of an S x S canvas; "stretch" (NanoDet): resize to S x S
+     (INTER_LINEAR);
   3. run the network on (image, [[h, w]]);
   4. read ``count`` rows: boxes are already in original image pixels; ``hoi`` indexes vocabulary.json's hois.
 """
@@ -23,9 +25,13 @@ import cv2
 import numpy as np
 
 
-def letterbox(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def letterbox(image_rgb: np.ndarray, size: int, resize: str = "letterbox") -> tuple[np.ndarray, np.ndarray]:
     """Step 2 of the contract: (1,3,S,S) float32 0..255 and (1,2) float32 (height, width)."""
     h, w = image_rgb.shape[:2]
+    if resize == "stretch":
+        resized = cv2.resize(image_rgb, (size, size), interpolation=cv2.INTER_LINEAR)
+        # C-contiguous: the runtime reads the buffer as (1,3,S,S) whatever the array's strides
+        return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], np.float32), np.array([[h, w]], np.float32)
     s = size / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     resized = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
@@ -45,7 +51,8 @@ def run(artifact: Path, image_path: Path) -> list[dict]:
     bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise SystemExit(f"cannot read image {image_path}")
-    pixels, hw = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
+    resize = manifest["io_contract"].get("resize", "letterbox")
+    pixels, hw = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, resize)
     method = Runtime.get().load_program(str(artifact / unit["file"])).load_method("forward")
     outputs = method.execute([torch.from_numpy(pixels), torch.from_numpy(hw)])
     out = {name: np.asarray(o) for name, o in zip(unit["outputs"], outputs)}

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hoi_edge.end_to_end_io import IO_CONTRACT, LAYOUT, UNIT, letterbox_pixels
-from hoi_edge.errors import ExportError
+from hoi_edge.end_to_end_io import LAYOUT, UNIT, io_contract, network_pixels
 from hoi_edge.model.end_to_end import INPUTS, OUTPUTS, EndToEnd
 from hoi_edge.postprocess import LabelMap
 from hoi_edge.preprocess import load_image
@@ -20,9 +19,6 @@ from targets.contract import UnitContract
 def build_end_to_end(model, spec: PipelineSpec, text: np.ndarray) -> EndToEnd:
     """The end-to-end network of a CLIP4HOI model with the baked text bank ``text`` (its vocabulary's);
     the detector is the export copy (folded batch norms) the three-unit export uses."""
-    if spec.detector_resize != "letterbox" or spec.detector_channels != "rgb":
-        raise ExportError(f"--end-to-end supports letterboxed RGB detectors (DETR); detector family "
-                          f"'{spec.detector_family}' is not supported yet")
     labels = LabelMap.build(spec.detector_classes, model.vocab)
     return EndToEnd(model.export_unit("detector"), model.export_unit("clip_image"), model.export_unit("hoi_head"),
                     spec, labels, text, model.vocab.hoi_object).eval()
@@ -41,13 +37,13 @@ def example_inputs(spec: PipelineSpec) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def calibration_inputs(images: list[Path], spec: PipelineSpec) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The network's inputs for each calibration image, letterboxed as an app does."""
-    return [letterbox_pixels(load_image(p), spec.detector_size) for p in images]
+    """The network's inputs for each calibration image, resized as an app does."""
+    return [network_pixels(load_image(p), spec.detector_size, spec.detector_resize) for p in images]
 
 
-def manifest_fields() -> dict:
+def manifest_fields(spec: PipelineSpec) -> dict:
     """What an end-to-end manifest records beyond the three-unit one: its layout and the app's I/O contract."""
-    return {"layout": LAYOUT, "io_contract": {"input_names": list(INPUTS), **IO_CONTRACT}}
+    return {"layout": LAYOUT, "io_contract": {"input_names": list(INPUTS), **io_contract(spec.detector_resize)}}
 
 
 def rebake_network(tmp_dir: Path, manifest, checkpoint: Path, vocab, embeddings: np.ndarray) -> list[str]:

@@ -160,7 +160,7 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
         contracts, networks = {contract.name: contract}, {contract.name: lambda _unit: net}
         if cfg.precision == "int8":
             samples = {contract.name: e2e.calibration_inputs(checked.calibration, spec)}
-        layout = e2e.manifest_fields()
+        layout = e2e.manifest_fields(spec)
     with atomic_directory(out) as tmp:
         units, notes = {}, {}
         for unit in tqdm(list(networks), desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):

@@ -40,22 +40,39 @@ def _detections(rng: np.random.Generator, n: int, kind: str) -> tuple[np.ndarray
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("kind, resize, nms", [(SOFTMAX_NO_OBJECT, LETTERBOX, 0.7), (SOFTMAX_NO_OBJECT, LETTERBOX, None),
-                                               (PROBABILITIES, STRETCH, 0.5)])
-def test_instance_selection_matches_numpy_and_opencv_nms(seed, kind, resize, nms) -> None:
+@pytest.mark.parametrize("kind, resize, nms, cap", [
+    (SOFTMAX_NO_OBJECT, LETTERBOX, 0.7, None), (SOFTMAX_NO_OBJECT, LETTERBOX, None, None),
+    (PROBABILITIES, STRETCH, 0.5, None), (PROBABILITIES, STRETCH, 0.5, 4), (SOFTMAX_NO_OBJECT, LETTERBOX, None, 5)])
+def test_instance_selection_matches_numpy_and_opencv_nms(seed, kind, resize, nms, cap) -> None:
     rng = np.random.default_rng(seed)
     scores, boxes, feats = _detections(rng, 24, kind)
     labels = LabelMap.build(CLASSES, VOCAB)
     hw, size, k, thr = (int(rng.integers(50, 400)), int(rng.integers(50, 400))), 128, 6, 0.1
-    want = select_instances(scores, boxes, feats, labels, hw, size, k, thr, nms, score_kind=kind, resize=resize)
-    have = rules.select_instances(_t(scores[0]), _t(boxes[0]), _t(feats[0]), _t(labels.relevant().astype(np.float32)),
-                                  torch.tensor(float(hw[0])), torch.tensor(float(hw[1])), size, k, thr, nms, kind, resize)
+    want = select_instances(scores, boxes, feats, labels, hw, size, k, thr, nms, score_kind=kind, resize=resize,
+                            max_candidates=cap)
+    relevant = _t(labels.relevant().astype(np.float32))
+    have = rules.select_instances(_t(scores[0]), _t(boxes[0]), _t(feats[0]), relevant, torch.tensor(float(hw[0])),
+                                  torch.tensor(float(hw[1])), size, k, thr, nms, kind, resize, cap)
     assert want.valid.sum() >= 2                                   # something was selected
     np.testing.assert_array_equal(have["valid"].numpy(), want.valid)
     np.testing.assert_array_equal(have["classes"].numpy(), want.classes)
     np.testing.assert_allclose(have["scores"].numpy(), want.scores, atol=1e-6)
     np.testing.assert_allclose(have["boxes"].numpy(), want.boxes, atol=1e-3)
     np.testing.assert_allclose(have["features"].numpy(), want.features, atol=1e-6)
+
+
+def test_the_candidate_cap_changes_the_random_cases() -> None:
+    """The capped comparisons above are not vacuous: NMS over the best 4 candidates keeps other instances
+    than NMS over all of them."""
+    labels = LabelMap.build(CLASSES, VOCAB)
+    changed = 0
+    for seed in SEEDS:
+        scores, boxes, feats = _detections(np.random.default_rng(seed), 24, PROBABILITIES)
+        args = (scores, boxes, feats, labels, (200, 300), 128, 6, 0.1, 0.5)
+        all_ = select_instances(*args, score_kind=PROBABILITIES, resize=STRETCH)
+        capped = select_instances(*args, score_kind=PROBABILITIES, resize=STRETCH, max_candidates=4)
+        changed += not np.array_equal(all_.boxes, capped.boxes)
+    assert changed > 0
 
 
 def test_nms_removes_something_in_the_random_cases() -> None:

@@ -37,6 +37,7 @@ class DetectorFamily:
     score_kind: str                                  # conventions.SOFTMAX_NO_OBJECT | PROBABILITIES
     box_score_threshold: float                       # default when HOIConfig.box_score_threshold is None
     nms_threshold: float | None                      # default class-wise NMS IoU; None = set prediction, no NMS
+    nms_candidates: int | None                       # only the best M thresholded candidates enter NMS (None: all)
     resize: str                                      # conventions.LETTERBOX | STRETCH
     channels: str                                    # 'rgb' | 'bgr'
     mean: tuple[float, ...]                          # 0..1 pixel units, in ``channels`` order
@@ -138,6 +139,7 @@ FAMILIES: dict[str, DetectorFamily] = {
         feature_dim=lambda m: int(module_config(m).hidden_dim), load_weights=_load_detr,
         score_kind=SOFTMAX_NO_OBJECT, box_score_threshold=0.2,
         nms_threshold=0.7,     # DETR is a set predictor, but class-wise NMS has always run here: kept
+        nms_candidates=None,   # 100 queries: all of them
         resize=LETTERBOX, channels="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD,
         output_names=("logits", "boxes", "features"), weight_names=("detr-r50", "detr-r101"),
         sensitive_layers=(r".*class_embed.*", r".*bbox_embed.*"),
@@ -150,12 +152,15 @@ FAMILIES: dict[str, DetectorFamily] = {
         # the OpenVINO INT8 artifact, so 0.25 would lose it after quantization; NanoDet's own demo draws from 0.35
         box_score_threshold=0.2,
         nms_threshold=0.5,     # upstream NanoDet's class-wise NMS IoU
+        # thousands of anchors: the best 100 above the threshold enter NMS (upstream caps at nms_pre=1000); a fixed
+        # M is what lets the end-to-end graph run NMS with static shapes (M unrolled steps)
+        nms_candidates=100,
         resize=STRETCH, channels="bgr",
         # upstream's mean/std on 0..255 BGR pixels, in the 0..1 units every input transform here uses
         mean=tuple(m / 255.0 for m in PIXEL_MEAN_BGR), std=tuple(s / 255.0 for s in PIXEL_STD_BGR),
         # the GFL class/box conv and the box integral (softmax bins @ 0..reg_max, the detector's one MatMul:
         # ONNX Runtime cannot run it as an INT8 MatMulInteger with a per-tensor 1-D weight)
-        weight_names=(NANODET_NPM,), sensitive_layers=(r".*gfl_cls.*", r"(?i).*matmul.*"),
+        weight_names=(NANODET_NPM,), sensitive_layers=(r".*gfl_cls.*", r".*aten::matmul.*"),
     ),
 }
 

@@ -4,10 +4,12 @@
 I/O contract (also written into every end-to-end artifact's manifest, ``io_contract``):
 
 inputs
-  ``image``       (1,3,S,S) float32, RGB, pixel values 0..255 (not normalised): the image resized by
-                  s = S / max(h, w) to (round(h*s), round(w*s)) (OpenCV INTER_AREA when shrinking, INTER_LINEAR
-                  when enlarging) and placed at the top-left corner; the padding may hold anything
-                  (the graph masks it, as the NumPy pipeline's zero padding after normalisation).
+  ``image``       (1,3,S,S) float32, RGB, pixel values 0..255 (not normalised). Letterbox detectors (DETR): the
+                  image resized by s = S / max(h, w) to (round(h*s), round(w*s)) (OpenCV INTER_AREA when
+                  shrinking, INTER_LINEAR when enlarging) and placed at the top-left corner; the padding may
+                  hold anything (the graph masks it, as the NumPy pipeline's zero padding after normalisation).
+                  Stretch detectors (NanoDet): the image resized to S x S (INTER_LINEAR, aspect not kept);
+                  the graph reverses the channels itself for a BGR network.
   ``image_size``  (1,2) float32: the original image's (height, width) in pixels.
 outputs (N = max_detections rows, best first; rows at and after ``count`` are zeros)
   ``human_boxes``, ``object_boxes`` (1,N,4) float32, x1,y1,x2,y2 in ORIGINAL image pixels (the graph knows
@@ -17,15 +19,17 @@ outputs (N = max_detections rows, best first; rows at and after ``count`` are ze
   -1 for an empty slot): the humans and objects the pairs were built from.
 
 Inside: normalisation, the detector, instance selection (:func:`hoi_edge.model.graph_rules.select_instances`:
-threshold, class-wise greedy NMS when the spec has an NMS IoU — DETR's is 0.7 here, as in the NumPy path —
-top-K), the CLIP image input made from the same pixels (area resampling S -> R, the CLIP normalisation),
+threshold, the best ``nms_candidates`` (NanoDet: 100 of its thousands of anchors), class-wise greedy NMS when
+the spec has an NMS IoU — DETR's is 0.7 here, as in the NumPy path — top-K), the CLIP image input made from
+the same pixels (area resampling S -> R, the CLIP normalisation),
 the CLIP image encoder, the HOI head, scoring against the baked text bank (a constant), the object prior
 and the top-N. The vocabulary (text bank, label map) is baked in: re-baking an end-to-end artifact
 re-exports this network (``hoi-edge bake``).
 
 One difference from the three-unit pipeline, by construction: the NumPy path letterboxes the original image
 into CLIP's R x R input directly; here the CLIP input is resampled from the S x S detector input (the app
-sends one image). :func:`clip_input` is that rule; the agreement tests feed it to the three-unit pipeline.
+sends one image; from a stretched input, :class:`StretchResample` undoes the stretch). :func:`clip_input` is
+that rule; the agreement tests feed it to the three-unit pipeline.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hoi_edge.conventions import LETTERBOX
+from hoi_edge.conventions import LETTERBOX, STRETCH
 from hoi_edge.model import graph_rules as rules
 
 if TYPE_CHECKING:       # the NumPy glue's types only: the model layer does not import the glue (OpenCV)
@@ -76,6 +80,32 @@ class Resample(nn.Module):
         return torch.matmul(torch.matmul(self.weight, x), self.weight.t())
 
 
+class StretchResample(nn.Module):
+    """A stretched (1,3,S,S) image (each axis resized to S, as NanoDet's input) -> CLIP's letterboxed (1,3,R,R):
+    area resampling whose weights follow the original (height, width), so they are computed in the graph; rows
+    and columns past the letterboxed content are 0. For a square image it is :class:`Resample`."""
+
+    def __init__(self, src: int, dst: int) -> None:
+        super().__init__()
+        self.src, self.dst = src, dst
+        self.register_buffer("out_index", torch.arange(dst, dtype=torch.float32)[:, None])
+        self.register_buffer("in_index", torch.arange(src, dtype=torch.float32)[None, :])
+
+    def weights(self, content: torch.Tensor) -> torch.Tensor:
+        """(R,S): output pixel o < ``content`` ((1,1), the letterboxed length) averages the input interval
+        [o, o+1) * S / content it covers (the inverse stretch); 0 past the content."""
+        step = self.src / content
+        lo = self.out_index * step
+        hi = lo + step
+        w = (torch.minimum(hi, self.in_index + 1.0) - torch.maximum(lo, self.in_index)).clamp(min=0.0)
+        return w / w.sum(1, keepdim=True).clamp(min=1e-12) * (self.out_index < content).to(w.dtype)
+
+    def forward(self, x: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+        scale = self.dst / torch.maximum(height, width)
+        rows, cols = self.weights(torch.round(height * scale)), self.weights(torch.round(width * scale))
+        return torch.matmul(torch.matmul(rows, x), cols.t())
+
+
 class Scorer(nn.Module):
     """Scoring against the baked text bank (:func:`hoi_edge.model.graph_rules.score_pairs`): a module so that INT8
     export keeps it in floating point, as the three-unit layout's NumPy scoring is."""
@@ -108,11 +138,11 @@ class Selector(nn.Module):
         s = self.spec
         return rules.select_instances(scores, boxes, features, self.relevant, height, width, s.detector_size,
                                       s.max_instances, s.box_score_threshold, s.nms_threshold,
-                                      s.detector_score_kind, s.detector_resize)
+                                      s.detector_score_kind, s.detector_resize, s.nms_candidates)
 
 
 #: Submodules every INT8 export keeps in floating point (the three-unit layout runs them in FP32 NumPy).
-FP_MODULES = (Resample, Scorer, Selector)
+FP_MODULES = (Resample, StretchResample, Scorer, Selector)
 
 
 class EndToEnd(nn.Module):
@@ -121,16 +151,17 @@ class EndToEnd(nn.Module):
     def __init__(self, detector: nn.Module, clip_image: nn.Module, head: nn.Module, spec: "PipelineSpec",
                  labels: "LabelMap", text: np.ndarray, hoi_object: np.ndarray) -> None:
         super().__init__()
-        if spec.detector_resize != LETTERBOX or spec.detector_channels != "rgb":
-            raise ValueError("the end-to-end network takes a letterboxed RGB image; detector family "
-                             f"{spec.detector_family!r} uses {spec.detector_resize} / {spec.detector_channels}")
+        if spec.detector_resize not in (LETTERBOX, STRETCH) or spec.detector_channels not in ("rgb", "bgr"):
+            raise ValueError(f"detector family {spec.detector_family!r}: no end-to-end input for "
+                             f"{spec.detector_resize} / {spec.detector_channels}")
         self.detector, self.clip_image, self.head, self.spec = detector, clip_image, head, spec
+        self.stretch, self.bgr = spec.detector_resize == STRETCH, spec.detector_channels == "bgr"
         s, r = spec.detector_size, spec.clip_size
         self.register_buffer("det_mean", _channel(spec.detector_mean))
         self.register_buffer("det_std", _channel(spec.detector_std))
         self.register_buffer("clip_mean", _channel(spec.clip_mean))
         self.register_buffer("clip_std", _channel(spec.clip_std))
-        self.resample = Resample(s, r)
+        self.resample = StretchResample(s, r) if self.stretch else Resample(s, r)
         self.register_buffer("rows_s", torch.arange(s, dtype=torch.float32))
         self.register_buffer("rows_r", torch.arange(r, dtype=torch.float32))
         self.select = Selector(spec, labels.relevant())
@@ -145,8 +176,11 @@ class EndToEnd(nn.Module):
         return ((rows[:, None] < nh) & (rows[None, :] < nw)).to(torch.float32)[None, None]
 
     def detector_input(self, image: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-        """The detector's normalised input; twin of :class:`hoi_edge.preprocess.Letterbox` (0 on the padding)."""
-        return (image / 255.0 - self.det_mean) / self.det_std * self.content_mask(height, width, self.rows_s)
+        """The detector's normalised input; twin of :class:`hoi_edge.preprocess.Letterbox` (0 on the padding;
+        a stretched input has none; BGR detectors get the channels reversed, by slices XNNPACK delegates)."""
+        x = torch.cat([image[:, 2:3], image[:, 1:2], image[:, 0:1]], 1) if self.bgr else image
+        x = (x / 255.0 - self.det_mean) / self.det_std
+        return x if self.stretch else x * self.content_mask(height, width, self.rows_s)
 
     def clip_input(self, image: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
         """CLIP's (1,3,R,R) input from the same S x S pixels: CLIP's normalisation with the padding at 0 (CLIP's
@@ -154,7 +188,10 @@ class EndToEnd(nn.Module):
 
         Normalising before resampling equals normalising after (the weights sum to 1) and keeps per-channel
         ops away from the MatMul outputs, which OpenVINO's CPU plugin cannot fuse ('data.size() == OC')."""
-        x = (image / 255.0 - self.clip_mean) / self.clip_std * self.content_mask(height, width, self.rows_s)
+        x = (image / 255.0 - self.clip_mean) / self.clip_std
+        if self.stretch:                # the whole S x S input is content; the weights undo the stretch
+            return self.resample(x, height, width)
+        x = x * self.content_mask(height, width, self.rows_s)
         return self.resample(x) * self.content_mask(height, width, self.rows_r)
 
     def forward(self, image: torch.Tensor, image_size: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -49,12 +49,15 @@ def boxes_to_pixels(boxes: torch.Tensor, height: torch.Tensor, width: torch.Tens
     return torch.minimum(xyxy.clamp(min=0), whwh)
 
 
-def stable_descending_order(values: torch.Tensor) -> torch.Tensor:
+def stable_descending_order(values: torch.Tensor, tie_index: torch.Tensor | None = None) -> torch.Tensor:
     """(N,) -> (N,) long: indices sorting ``values`` descending, ties in index order (NumPy's stable argsort of
-    ``-values``), from pairwise comparisons instead of ``sort`` (which not every runtime has)."""
+    ``-values``; ``tie_index``: the index each element's ties are ordered by, default its position), from
+    pairwise comparisons instead of ``sort`` (which not every runtime has)."""
     n = values.shape[0]
     idx = torch.arange(n, device=values.device)
-    before = (values[None, :] > values[:, None]) | ((values[None, :] == values[:, None]) & (idx[None, :] < idx[:, None]))
+    tie = idx if tie_index is None else tie_index
+    before = (values[None, :] > values[:, None]) | \
+        ((values[None, :] == values[:, None]) & (tie[None, :] < tie[:, None]))
     rank = before.to(torch.float32).sum(1)                         # position of element i
     onehot = (rank[None, :] == idx[:, None].to(torch.float32))     # [r, i]: element i goes to position r
     return onehot.to(torch.float32).argmax(1)
@@ -94,9 +97,10 @@ def first_k(keep: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 def select_instances(scores: torch.Tensor, boxes: torch.Tensor, features: torch.Tensor, relevant: torch.Tensor,
                      height: torch.Tensor, width: torch.Tensor, input_size: int, max_instances: int,
                      score_threshold: float, nms_threshold: float | None, score_kind: str = SOFTMAX_NO_OBJECT,
-                     resize: str = LETTERBOX) -> dict[str, torch.Tensor]:
+                     resize: str = LETTERBOX, max_candidates: int | None = None) -> dict[str, torch.Tensor]:
     """Detector outputs of one image (no batch axis) -> K instance slots; twin of
-    :func:`hoi_edge.postprocess.select_instances`.
+    :func:`hoi_edge.postprocess.select_instances`. With ``max_candidates`` M, ``topk`` picks the M best
+    candidates first (NanoDet's thousands of anchors), so the unrolled NMS has M steps.
 
     Returns ``boxes`` (K,4) original pixels, ``scores`` (K,), ``classes`` (K,) long, ``valid`` (K,) bool and
     ``features`` (K,D); empty slots are zeros (class 0), as in the NumPy form.
@@ -108,7 +112,12 @@ def select_instances(scores: torch.Tensor, boxes: torch.Tensor, features: torch.
     if nms_threshold is not None:
         candidate = candidate & (best > score_threshold)          # OpenCV's NMS drops scores equal to it
     candidate = candidate.to(torch.float32)
-    order = stable_descending_order(torch.where(candidate > 0.5, best, torch.full_like(best, -1.0)))
+    masked = torch.where(candidate > 0.5, best, torch.full_like(best, -1.0))
+    if max_candidates is not None and max_candidates < masked.shape[0]:
+        _, top = torch.topk(masked, max_candidates)              # the M best (a tie at the cut: either one)
+        order = top[stable_descending_order(masked[top], tie_index=top)]
+    else:
+        order = stable_descending_order(masked)
     s_box, s_cls, s_cand = xyxy[order], cls[order], candidate[order]
     keep = greedy_nms(s_box, s_cls, s_cand, nms_threshold) if nms_threshold is not None else s_cand
     slot, valid = first_k(keep, max_instances)

@@ -22,6 +22,7 @@ def pipeline_spec(model: CLIP4HOI) -> PipelineSpec:
         detector_classes=detector_class_names(cfg.detector), max_instances=hoi.max_instances,
         box_score_threshold=fam.box_score_threshold if hoi.box_score_threshold is None else hoi.box_score_threshold,
         nms_threshold=fam.nms_threshold if hoi.nms_threshold is None else hoi.nms_threshold,
+        nms_candidates=fam.nms_candidates,
         max_detections=hoi.max_detections, scoring=model.classifier.scoring_params(),
         detector_mean=tuple(fam.mean), detector_std=tuple(fam.std), detector_family=fam.name,
         detector_score_kind=fam.score_kind, detector_resize=fam.resize, detector_channels=fam.channels,

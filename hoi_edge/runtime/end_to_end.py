@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hoi_edge.end_to_end_io import UNIT, letterbox_pixels, read_outputs
+from hoi_edge.end_to_end_io import UNIT, network_pixels, read_outputs
 from hoi_edge.pipeline import HOIDetector, Prediction
 from hoi_edge.preprocess import check_image, load_image
 
 
 class EndToEndDetector(HOIDetector):
-    """``run`` letterboxes the image as the I/O contract says, runs the one network and reads its outputs.
+    """``run`` resizes the image as the I/O contract says (letterbox or stretch), runs the one network and
+    reads its outputs.
 
     Stage timings: the network's time is reported as ``detector`` (it holds every network), ``clip_image``
     and ``hoi_head`` as 0, ``postprocess`` is reading the outputs."""
@@ -25,7 +26,7 @@ class EndToEndDetector(HOIDetector):
         start = time.perf_counter()
         if isinstance(image, (str, Path)):
             image = load_image(image)
-        pixels, size = letterbox_pixels(check_image(image), self.spec.detector_size)
+        pixels, size = network_pixels(check_image(image), self.spec.detector_size, self.spec.detector_resize)
         t_pre = time.perf_counter()
         spec = self.runner.manifest.units[UNIT]
         outputs = dict(zip(spec.outputs, self.runner.call(UNIT, pixels, size), strict=True))

@@ -139,7 +139,7 @@ def benchmark_command(artifact_dirs, artifacts, model, data, runs, device, artif
 
         report = benchmark_throughput(ThroughputConfig(
             images=data, reference=reference, artifacts=list(artifacts) + list(artifact_dirs), frames=runs,
-            repeats=repeats, warmup=warmup, threads=threads, device=artifact_device, reference_device=device,
+            repeats=repeats, warmup=warmup, threads=threads, device=device, artifact_device=artifact_device,
             depth=depth, progress=not quiet))
     else:
         report = benchmark(BenchmarkConfig(images=data, reference=reference,

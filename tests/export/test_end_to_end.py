@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.end_to_end_io import letterbox_pixels
+from hoi_edge.end_to_end_io import network_pixels
 from hoi_edge.errors import ExportError
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.preprocess import load_image
@@ -46,23 +46,29 @@ def e2e_factory(tmp_path_factory, tiny_checkpoint, calibration):
     return get
 
 
-@pytest.fixture(scope="session")
-def same_clip_reference(tiny_model, tiny_detector):
-    """``image -> Prediction`` of the PyTorch three-unit pipeline with the end-to-end graph's CLIP input."""
-    net = build_end_to_end(tiny_model, tiny_detector.spec, tiny_detector.text_embeddings)
+def same_clip_runner(model, detector):
+    """``image -> Prediction`` of the PyTorch three-unit pipeline ``detector`` with the CLIP input the
+    end-to-end graph of ``model`` makes from the app's pixels (letterboxed or stretched)."""
+    net = build_end_to_end(model, detector.spec, detector.text_embeddings)
+    spec = detector.spec
 
     def run(image: np.ndarray):
-        pixels, hw = letterbox_pixels(image, tiny_detector.spec.detector_size)
+        pixels, hw = network_pixels(image, spec.detector_size, spec.detector_resize)
         with torch.no_grad():
             clip_in = net.clip_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1])).numpy()
-        direct = tiny_detector._clip_letterbox
-        tiny_detector._clip_letterbox = lambda _image: clip_in
+        direct = detector._clip_letterbox
+        detector._clip_letterbox = lambda _image: clip_in
         try:
-            return tiny_detector.run(image)
+            return detector.run(image)
         finally:
-            tiny_detector._clip_letterbox = direct
+            detector._clip_letterbox = direct
 
     return run
+
+
+@pytest.fixture(scope="session")
+def same_clip_reference(tiny_model, tiny_detector):
+    return same_clip_runner(tiny_model, tiny_detector)
 
 
 def _compare(got, want, k: int = 10) -> dict[str, float]:
@@ -74,6 +80,26 @@ def _compare(got, want, k: int = 10) -> dict[str, float]:
     return {"exact": overlap, "hoi_overlap": hois, "score_mae": mae}
 
 
+def assert_same_top10(art, reference, photos, label: str) -> int:
+    """The end-to-end artifact's triplets equal the reference's on every photo (same count, same top-10 classes,
+    scores within 1e-4, boxes within 0.5 px, same kept instances); returns how many photos had triplets."""
+    with_triplets = 0
+    for path in photos:
+        image = load_image(path)
+        want, got = reference(image), art.run(image)
+        assert len(got.detections) == len(want.detections), f"{label} on {path.name}"
+        np.testing.assert_array_equal(got.instances.classes[got.instances.valid],
+                                      want.instances.classes[want.instances.valid])
+        np.testing.assert_allclose(got.instances.boxes, want.instances.boxes, atol=0.5)
+        top_w, top_g = want.detections[:10], got.detections[:10]
+        assert [d.hoi for d in top_g] == [d.hoi for d in top_w], f"{label} on {path.name}"
+        np.testing.assert_allclose([d.score for d in top_g], [d.score for d in top_w], atol=1e-4)
+        np.testing.assert_allclose([d.human_box + d.object_box for d in top_g],
+                                   [d.human_box + d.object_box for d in top_w], atol=0.5)     # original pixels
+        with_triplets += bool(top_w)
+    return with_triplets
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_fp32_end_to_end_matches_three_unit_pipeline(e2e_factory, same_clip_reference, photos, target):
@@ -81,23 +107,42 @@ def test_fp32_end_to_end_matches_three_unit_pipeline(e2e_factory, same_clip_refe
     manifest = Manifest.read(folder)
     assert manifest.layout == "end-to-end" and list(manifest.units) == ["end_to_end"]
     assert manifest.io_contract["input_names"] == ["image", "image_size"]
+    assert manifest.io_contract["resize"] == "letterbox"
     art = HOIDetector.from_artifact(folder)          # not told the layout
     assert type(art).__name__ == "EndToEndDetector"
-    compared = 0
-    for path in photos:
-        image = load_image(path)
-        want, got = same_clip_reference(image), art.run(image)
-        assert len(got.detections) == len(want.detections)
-        top_w, top_g = want.detections[:10], got.detections[:10]
-        assert top_w, f"no triplets on {path.name}: nothing to compare"
-        assert [d.hoi for d in top_g] == [d.hoi for d in top_w], f"{target} on {path.name}"
-        np.testing.assert_allclose([d.score for d in top_g], [d.score for d in top_w], atol=1e-4)
-        np.testing.assert_allclose([d.human_box + d.object_box for d in top_g],
-                                   [d.human_box + d.object_box for d in top_w], atol=0.5)     # original pixels
-        np.testing.assert_array_equal(got.instances.classes[got.instances.valid],
-                                      want.instances.classes[want.instances.valid])
-        compared += 1
-    assert compared == len(photos) >= 10
+    assert assert_same_top10(art, same_clip_reference, photos, target) == len(photos) >= 10   # none vacuous
+
+
+@pytest.fixture(scope="module")
+def nanodet_reference(nanodet_checkpoint) -> HOIDetector:
+    return HOIDetector.from_checkpoint(nanodet_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def nanodet_e2e(tmp_path_factory, nanodet_checkpoint):
+    root = tmp_path_factory.mktemp("nanodet-e2e")
+    made: dict[str, Path] = {}
+
+    def get(target: str) -> Path:
+        if target not in made:
+            made[target] = export_artifact(ExportConfig(checkpoint=nanodet_checkpoint, target=target,
+                                                        out=root / target, end_to_end=True), progress=False)
+        return made[target]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_fp32_nanodet_end_to_end_matches_three_unit_pipeline(nanodet_e2e, nanodet_model, nanodet_reference, photos,
+                                                               target):
+    """The real NanoDet-g in one network: stretched input, BGR in the graph, the best 100 candidates, static
+    class-wise NMS; the same instances and triplets as the three-unit pipeline."""
+    folder = nanodet_e2e(target)
+    assert Manifest.read(folder).io_contract["resize"] == "stretch"
+    art = HOIDetector.from_artifact(folder)
+    found = assert_same_top10(art, same_clip_runner(nanodet_model, nanodet_reference), photos, f"nanodet {target}")
+    assert found >= 5, f"only {found} photos with triplets: too little to compare"
 
 
 @pytest.mark.slow
@@ -114,11 +159,10 @@ def test_int8_end_to_end_agreement_is_reported(e2e_factory, same_clip_reference,
     assert hoi >= 0.3 and mae < 0.05
 
 
-@pytest.mark.slow
-def test_sample_runs_the_pte_without_hoi_edge(e2e_factory, photos, tmp_path):
-    folder = e2e_factory("executorch", "fp32")
+def assert_sample_agrees(folder: Path, images: list[Path], tmp_path: Path) -> None:
+    """``samples/end_to_end_executorch.py``, run where importing hoi_edge fails, gives hoi_edge's triplets."""
     art = HOIDetector.from_artifact(folder)
-    for path in photos[:3]:
+    for path in images:
         out = tmp_path / f"{path.stem}.json"
         code = ("import sys, runpy; sys.modules['hoi_edge'] = None; sys.argv = sys.argv[1:]; "
                 "runpy.run_path(sys.argv[0], run_name='__main__')")      # importing hoi_edge would fail
@@ -134,6 +178,18 @@ def test_sample_runs_the_pte_without_hoi_edge(e2e_factory, photos, tmp_path):
                                    [d.human_box + d.object_box for d in want], atol=1e-3)
 
 
+@pytest.mark.slow
+def test_sample_runs_the_pte_without_hoi_edge(e2e_factory, photos, tmp_path):
+    assert_sample_agrees(e2e_factory("executorch", "fp32"), photos[:3], tmp_path)
+
+
+@pytest.mark.slow
+def test_sample_runs_the_nanodet_pte(nanodet_e2e, shared_data, tmp_path):
+    """The sample's stretch branch, on the real NanoDet-g artifact (people and ties on zidane.jpg and bus.jpg)."""
+    assert_sample_agrees(nanodet_e2e("executorch"), [shared_data / "photos" / n for n in ("zidane.jpg", "bus.jpg")],
+                         tmp_path)
+
+
 def test_sample_letterbox_is_the_contracts(photos) -> None:
     """The sample's letterbox (what an app copies) and hoi_edge's are the same function of the image."""
     import runpy
@@ -142,8 +198,11 @@ def test_sample_letterbox_is_the_contracts(photos) -> None:
     for path in photos[:4]:
         image = load_image(path)
         for size in (128, 640):
-            for a, b in zip(sample["letterbox"](image, size), letterbox_pixels(image, size), strict=True):
-                np.testing.assert_array_equal(a, b)
+            for resize in ("letterbox", "stretch"):
+                for a, b in zip(sample["letterbox"](image, size, resize), network_pixels(image, size, resize),
+                                strict=True):
+                    np.testing.assert_array_equal(a, b)
+                    assert a.flags["C_CONTIGUOUS"], "ExecuTorch reads the raw buffer: strides are ignored"
 
 
 def test_graph_normalisation_matches_the_numpy_letterbox(tiny_model, tiny_detector, photos) -> None:
@@ -151,10 +210,42 @@ def test_graph_normalisation_matches_the_numpy_letterbox(tiny_model, tiny_detect
     net = build_end_to_end(tiny_model, tiny_detector.spec, tiny_detector.text_embeddings)
     for path in photos[:4]:
         image = load_image(path)
-        pixels, hw = letterbox_pixels(image, tiny_detector.spec.detector_size)
+        pixels, hw = network_pixels(image, tiny_detector.spec.detector_size)
         with torch.no_grad():
             got = net.detector_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1]))
         np.testing.assert_array_equal(got.numpy(), tiny_detector._det_letterbox(image))
+
+
+def test_graph_input_matches_the_numpy_stretch_for_nanodet(nanodet_model, nanodet_reference, photos) -> None:
+    """NanoDet: the app's stretched RGB pixels, reversed to BGR and normalised in the graph, equal the NumPy
+    pipeline's detector input exactly."""
+    spec = nanodet_reference.spec
+    net = build_end_to_end(nanodet_model, spec, nanodet_reference.text_embeddings)
+    for path in photos[:3]:
+        image = load_image(path)
+        pixels, hw = network_pixels(image, spec.detector_size, spec.detector_resize)
+        with torch.no_grad():
+            got = net.detector_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1]))
+        np.testing.assert_allclose(got.numpy(), nanodet_reference._det_letterbox(image), atol=1e-6)
+
+
+def test_stretch_resample_undoes_the_stretch() -> None:
+    """From a stretched S x S input to CLIP's letterboxed R x R: a square image is plain area resampling
+    (:class:`Resample`); otherwise the content keeps its aspect, a flat colour stays that colour, and the
+    rows/columns past the content are 0."""
+    from hoi_edge.model.end_to_end import Resample, StretchResample
+
+    s, r = 64, 24
+    x = torch.rand(1, 3, s, s)
+    net = StretchResample(s, r)
+    torch.testing.assert_close(net(x, torch.tensor([[50.0]]), torch.tensor([[50.0]])), Resample(s, r)(x))
+    flat = torch.full((1, 3, s, s), 0.7)
+    out = net(flat, torch.tensor([[30.0]]), torch.tensor([[60.0]]))        # landscape 1:2 -> 12 rows of 24
+    torch.testing.assert_close(out[..., :12, :], torch.full((1, 3, 12, r), 0.7))
+    assert float(out[..., 12:, :].abs().max()) == 0.0
+    tall = net(flat, torch.tensor([[90.0]]), torch.tensor([[30.0]]))        # portrait 3:1 -> 8 columns
+    torch.testing.assert_close(tall[..., :, :8], torch.full((1, 3, r, 8), 0.7))
+    assert float(tall[..., :, 8:].abs().max()) == 0.0
 
 
 def test_clip_input_difference_is_reported(tiny_detector, same_clip_reference, photos, capsys) -> None:
@@ -203,7 +294,7 @@ def test_bake_re_exports_the_one_network(e2e_factory, tiny_checkpoint, tiny_mode
     found = 0
     for path in photos[:4]:
         image = load_image(path)
-        pixels, hw = letterbox_pixels(image, ref.spec.detector_size)
+        pixels, hw = network_pixels(image, ref.spec.detector_size)
         with torch.no_grad():
             clip_in = net.clip_input(torch.from_numpy(pixels), torch.tensor(hw[0, 0]), torch.tensor(hw[0, 1])).numpy()
         ref._clip_letterbox = lambda _image, c=clip_in: c
