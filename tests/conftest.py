@@ -13,22 +13,25 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_data_dir()
 
 
-#: Session fixtures of tests/export/conftest.py that export artifacts (ExecuTorch lowering takes minutes).
-SESSION_EXPORTS = {"artifact_factory", "e2e_factory"}
+#: Session fixtures that export artifacts (ExecuTorch lowering takes minutes) -> the group of their tests.
+SESSION_EXPORTS = {"artifact_factory": "export/artifacts", "e2e_factory": "export/end-to-end"}
 
 
 def xdist_group(item: pytest.Item) -> str | None:
     """The pytest-xdist group of a test: tests sharing an expensive session or module fixture run on one worker,
-    so the fixture is made once (a folder's conftest exports: by folder; a module's own exports: by module)."""
+    so the fixture is made once (a session export factory: its users; other export modules: by module, for
+    their module-scoped exports; other folders: by folder, for their conftest's session exports)."""
     try:
         rel = Path(str(item.fspath)).relative_to(REPO / "tests")
     except ValueError:
         return None
     if len(rel.parts) == 1:
         return None
-    if rel.parts[0] == "export" and not SESSION_EXPORTS & set(getattr(item, "fixturenames", ())):
-        return f"export/{rel.stem}"
-    return rel.parts[0]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for fixture, group in SESSION_EXPORTS.items():
+        if fixture in fixtures:
+            return group
+    return f"export/{rel.stem}" if rel.parts[0] == "export" else rel.parts[0]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -70,14 +70,18 @@ def _channel(values: tuple[float, ...]) -> torch.Tensor:
 
 class Resample(nn.Module):
     """Area resampling of (1,3,S,S) to (1,3,R,R) as two constant MatMuls (a module, so INT8 export can name it
-    and keep it in floating point)."""
+    and keep it in floating point).
+
+    Both are ``linear`` layers (input @ constantᵀ; the rows by transposing around the second): XNNPACK
+    delegates those, while a constant on the left (``A @ X``) stayed a portable ``mm``, ~0.4 s at 640 px."""
 
     def __init__(self, src: int, dst: int) -> None:
         super().__init__()
         self.register_buffer("weight", area_matrix(src, dst))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(torch.matmul(self.weight, x), self.weight.t())
+        cols = nn.functional.linear(x, self.weight)                                 # (1,3,S,R)
+        return nn.functional.linear(cols.transpose(-1, -2), self.weight).transpose(-1, -2)
 
 
 class StretchResample(nn.Module):
