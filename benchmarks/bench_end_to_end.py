@@ -50,6 +50,9 @@ def time_runs(detector: HOIDetector, images: list[np.ndarray], warmup: int, runs
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hoi_edge.noise import configure
+
+    configure()                 # third-party log noise (NNCF INFO, tracer warnings) hidden, as in the CLI
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the tiny random test model)")
     ap.add_argument("--random-preset", default=None, help="random-init checkpoint of a preset, e.g. clip4hoi-base")

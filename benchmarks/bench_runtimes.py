@@ -182,6 +182,9 @@ def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkRe
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hoi_edge.noise import configure
+
+    configure()                 # third-party log noise (NNCF INFO, tracer warnings) hidden, as in the CLI
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: the tiny random test model)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "hoi-edge-bench-runtimes",

@@ -13,37 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_data_dir()
 
 
-#: Session fixtures that export artifacts (ExecuTorch lowering takes minutes) -> the group of their tests.
-SESSION_EXPORTS = {"artifact_factory": "export/artifacts", "e2e_factory": "export/end-to-end"}
-
-
-def xdist_group(item: pytest.Item) -> str | None:
-    """The pytest-xdist group of a test: tests sharing an expensive session or module fixture run on one worker,
-    so the fixture is made once (a session export factory: its users; other export modules: by module, for
-    their module-scoped exports; other folders: by folder, for their conftest's session exports)."""
-    try:
-        rel = Path(str(item.fspath)).relative_to(REPO / "tests")
-    except ValueError:
-        return None
-    if len(rel.parts) == 1:
-        return None
-    fixtures = set(getattr(item, "fixturenames", ()))
-    for fixture, group in SESSION_EXPORTS.items():
-        if fixture in fixtures:
-            return group
-    return f"export/{rel.stem}" if rel.parts[0] == "export" else rel.parts[0]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under ``--dist loadgroup`` (pyproject's default ``-n 2``) xdist keeps each group on one worker and spreads
-    the groups and the ungrouped tests over the workers."""
-    for item in items:
-        group = xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from detection_agreement import FINAL_TOLERANCE, agreement
 
+from compress.onnx_qdq import optimized_op_counts
 from hoi_edge.errors import ArtifactError
 from hoi_edge.pipeline import HOIDetector
 from hoi_edge.preprocess import load_image
@@ -220,3 +221,36 @@ def test_broken_artifacts_give_clear_errors(artifact_factory, tmp_path):
     art = HOIDetector.from_artifact(src)
     with pytest.raises(ArtifactError, match=r"input 'images' has shape \[1, 3, 64, 64\], but the artifact was exported for \[1, 3, 128, 128\]"):
         art.runner.detector(np.zeros((1, 3, 64, 64), np.float32))
+
+
+# Artifact-graph checks that need the session's exported artifacts live here, beside the other users of
+# artifact_factory, so a test run split by file (pytest-xdist --dist loadfile) exports each artifact once.
+@pytest.mark.slow
+def test_onnx_int8_artifact_runs_quantized_layers_as_integer_kernels(artifact_factory):
+    folder = artifact_factory("onnx", "int8")
+    recorded = Manifest.read(folder).quantization
+    for unit in ("detector", "clip_image", "hoi_head"):
+        counts = optimized_op_counts(folder / f"{unit}.onnx")
+        graph = recorded[unit]["onnxruntime_graph"]
+        assert graph["integer_ops"] == {k: counts[k] for k in graph["integer_ops"]}       # the manifest is true
+        assert counts["QGemm"] + counts["MatMulIntegerToFloat"] > 0, (unit, counts)
+        assert recorded[unit]["int32_gemm_biases"] > 0
+    # the layers kept in FP on purpose were found in the ONNX graphs: DETR's class head + box MLP, CLIP's ln_post,
+    # the decoder's out_proj (their patterns name torch modules, matched through the exporter's metadata)
+    assert all(recorded[u]["ignored_nodes"] > 0 for u in ("detector", "clip_image", "hoi_head")), recorded
+    assert optimized_op_counts(folder / "clip_image.onnx")["Gemm"] == 0
+
+
+@pytest.mark.slow
+def test_executorch_int8_detector_is_delegated_to_xnnpack(artifact_factory):
+    delegation = Manifest.read(artifact_factory("executorch", "int8")).delegation
+    det = delegation["detector"]
+    for unit in ("detector", "clip_image"):     # DETR's transformer and CLIP's ViT layers run whole in XNNPACK
+        d = delegation[unit]
+        assert d["delegated_share"] >= 0.95, (unit, d)
+        for op in ("addmm", "linear", "native_layer_norm", "expand_copy", "logical_not", "where", "any"):
+            assert not any(op in name for name in d["portable_ops"]), (unit, op, d["portable_ops"])
+    assert all(d["delegated_nodes"] > 0 for d in delegation.values())
+    assert set(delegation) == {"detector", "clip_image", "hoi_head"}
+    fp32 = Manifest.read(artifact_factory("executorch", "fp32")).delegation     # recorded at every precision
+    assert set(fp32) == set(delegation) and fp32["detector"]["delegated_share"] >= 0.95, fp32
