@@ -87,3 +87,11 @@ def nanodet_checkpoint(tmp_path_factory, nanodet_model) -> Path:
     from hoi_edge.checkpoint import save_checkpoint
 
     return save_checkpoint(nanodet_model, tmp_path_factory.mktemp("ckpt") / "nanodet_tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def nanodet_reference(nanodet_checkpoint):
+    """The PyTorch pipeline of ``nanodet_checkpoint``: what NanoDet artifacts are compared with."""
+    from hoi_edge.pipeline import HOIDetector
+
+    return HOIDetector.from_checkpoint(nanodet_checkpoint)

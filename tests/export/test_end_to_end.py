@@ -114,11 +114,6 @@ def test_fp32_end_to_end_matches_three_unit_pipeline(e2e_factory, same_clip_refe
 
 
 @pytest.fixture(scope="module")
-def nanodet_reference(nanodet_checkpoint) -> HOIDetector:
-    return HOIDetector.from_checkpoint(nanodet_checkpoint)
-
-
-@pytest.fixture(scope="module")
 def nanodet_e2e(tmp_path_factory, nanodet_checkpoint):
     root = tmp_path_factory.mktemp("nanodet-e2e")
     made: dict[str, Path] = {}

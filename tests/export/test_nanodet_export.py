@@ -22,11 +22,6 @@ CALIB_IMAGES = 3
 
 
 @pytest.fixture(scope="module")
-def nanodet_reference(nanodet_checkpoint) -> HOIDetector:
-    return HOIDetector.from_checkpoint(nanodet_checkpoint)
-
-
-@pytest.fixture(scope="module")
 def nanodet_artifacts(tmp_path_factory, nanodet_checkpoint, shared_data):
     root = tmp_path_factory.mktemp("nanodet_artifacts")
     made: dict[tuple[str, str], Path] = {}
