@@ -23,8 +23,9 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from bench_runtimes import SHARED, export_all, random_checkpoint  # noqa: E402
-from hoi_edge.pipeline import STAGES  # noqa: E402
+from common import SHARED, export_all, random_checkpoint  # noqa: E402
+
+from hoi_edge.pipeline.detector import STAGES  # noqa: E402
 from hoi_edge.validate import BenchmarkConfig, benchmark  # noqa: E402
 from hoi_edge.validate.markdown import md_table  # noqa: E402
 

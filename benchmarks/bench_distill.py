@@ -27,10 +27,10 @@ from compress.bake import bake_text_embeddings  # noqa: E402
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images  # noqa: E402
 from compress.distill import DistillConfig, PairScores, convert_distilled, quantize_and_distill  # noqa: E402
 from compress.quantize import QuantizationConfig, quantize_openvino  # noqa: E402
-from hoi_edge.checkpoint import load_model  # noqa: E402
+from hoi_edge.core.similarity import cosine  # noqa: E402
+from hoi_edge.core.units import EXPORT_UNITS  # noqa: E402
 from hoi_edge.runtime.torch_runner import detector_from_model  # noqa: E402
-from hoi_edge.similarity import cosine  # noqa: E402
-from hoi_edge.units import EXPORT_UNITS  # noqa: E402
+from hoi_edge.weights.checkpoint import load_model  # noqa: E402
 from targets.contract import as_tensors  # noqa: E402
 
 

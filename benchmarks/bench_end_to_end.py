@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtimes import random_checkpoint, tiny_checkpoint  # noqa: E402
+from common import random_checkpoint, tiny_checkpoint  # noqa: E402
 
 from compress.calibration import CalibrationConfig  # noqa: E402
-from hoi_edge.pipeline import HOIDetector  # noqa: E402
-from hoi_edge.preprocess import load_image  # noqa: E402
+from hoi_edge import HOIDetector  # noqa: E402
+from hoi_edge.pipeline.preprocess import load_image  # noqa: E402
 from hoi_edge.testing import shared_data_dir  # noqa: E402
 from hoi_edge.validate.markdown import md_table  # noqa: E402
 from targets.export import ExportConfig, export_artifact  # noqa: E402
@@ -50,7 +50,7 @@ def time_runs(detector: HOIDetector, images: list[np.ndarray], warmup: int, runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hoi_edge.noise import configure
+    from hoi_edge.core.noise import configure
 
     configure()                 # third-party log noise (NNCF INFO, tracer warnings) hidden, as in the CLI
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -24,13 +24,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from compress.calibration import CalibrationConfig  # noqa: E402
-from hoi_edge.checkpoint import build_model, save_checkpoint  # noqa: E402
-from hoi_edge.config import clip4hoi_nanodet_tiny  # noqa: E402
-from hoi_edge.pipeline import HOIDetector  # noqa: E402
-from hoi_edge.sources import IMAGE_SUFFIXES  # noqa: E402
+from hoi_edge import HOIDetector  # noqa: E402
+from hoi_edge.data.sources import IMAGE_SUFFIXES  # noqa: E402
+from hoi_edge.data.vocabulary import load_vocabulary  # noqa: E402
+from hoi_edge.model.config import clip4hoi_nanodet_tiny  # noqa: E402
 from hoi_edge.testing import shared_data_dir  # noqa: E402
 from hoi_edge.validate.box_ap import ImageBoxes, box_ap  # noqa: E402
-from hoi_edge.vocabulary import load_vocabulary  # noqa: E402
+from hoi_edge.weights.checkpoint import build_model, save_checkpoint  # noqa: E402
 from targets.export import ExportConfig, export_artifact  # noqa: E402
 
 

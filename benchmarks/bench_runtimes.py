@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:            # running from a checkout without installing the package
-    sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_stages import UNITS, measured_int8_peak, peak_caption, stage_table, unit_macs  # noqa: E402
+from common import SHARED, export_all, random_checkpoint, tiny_checkpoint  # noqa: E402
 
+from hoi_edge.targets_registry import runtime_packages, target_names  # noqa: E402
 from hoi_edge.validate import (  # noqa: E402
     BenchmarkConfig,
     BenchmarkReport,
@@ -41,73 +40,9 @@ from hoi_edge.validate import (  # noqa: E402
     benchmark,
     validate,
 )
-from hoi_edge.targets_registry import TARGETS, runtime_packages, target_names  # noqa: E402
 from hoi_edge.validate.markdown import fmt_memory, md_table, speedup_header  # noqa: E402
 
 ALL_TARGETS = target_names()
-
-
-def tiny_checkpoint(work: Path) -> Path:
-    """The test suite's tiny random-init CLIP4HOI (hoi_edge.testing), saved once into ``work``."""
-    path = work / "tiny.pt"
-    if not path.is_file():
-        from hoi_edge.checkpoint import save_checkpoint
-        from hoi_edge.testing import make_tiny_model
-
-        save_checkpoint(make_tiny_model(), path)
-    return path
-
-
-def random_checkpoint(work: Path, preset: str) -> Path:
-    """A random-init checkpoint of ``preset`` (no weights downloaded): sizes and latencies depend only on the
-    architecture, so this measures CLIP4HOI-base speed on a machine without its pretrained weights."""
-    path = work / f"{preset}-random.pt"
-    if not path.is_file():
-        import dataclasses
-
-        import torch
-
-        from hoi_edge.checkpoint import build_model, save_checkpoint
-        from hoi_edge.config import PRESETS
-        from hoi_edge.vocabulary import load_vocabulary
-
-        torch.manual_seed(0)
-        cfg = PRESETS[preset]()
-        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None))
-        save_checkpoint(build_model(cfg, load_vocabulary("hico")), path)
-    return path
-
-
-def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,
-               reuse: bool, precisions: list[str] | None = None) -> list[tuple[Path, float]]:
-    """Every precision each target supports; ``reuse`` keeps artifacts already exported from this checkpoint."""
-    from compress.calibration import CalibrationConfig
-    from hoi_edge.checkpoint import file_sha256
-    from hoi_edge.runtime.manifest import Manifest
-    from targets.export import ExportConfig, export_artifact
-
-    sha = file_sha256(checkpoint)
-    out: list[tuple[Path, float]] = []
-    for target in targets:
-        for precision in TARGETS[target].precisions:
-            if precisions and precision not in precisions:
-                continue
-            folder = work / "artifacts" / f"{target}-{precision}"
-            if reuse and folder.is_dir():
-                try:
-                    if Manifest.read(folder).source_checkpoint.get("sha256") == sha:
-                        print(f"reusing {folder}")
-                        out.append((folder, float("nan")))
-                        continue
-                except Exception:  # unreadable leftover: export again
-                    pass
-            start = time.perf_counter()
-            export_artifact(ExportConfig(
-                checkpoint=checkpoint, target=target, out=folder, precision=precision, overwrite=True,
-                calibration=CalibrationConfig(calib, max_images=calib_size) if precision == "int8" else None))
-            out.append((folder, time.perf_counter() - start))
-            print(f"exported {target}/{precision} in {out[-1][1]:.1f} s -> {folder}")
-    return out
 
 
 def readme_table(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkReport,
@@ -142,11 +77,7 @@ def stage_gmacs(checkpoint: Path, bench: BenchmarkReport, threads: int | None) -
     peak (ISA bound and an ideal INT8 MatMul's), MACs counted on the exported networks (``bench_stages.py``)."""
     import os
 
-    if str(Path(__file__).parent) not in sys.path:
-        sys.path.insert(0, str(Path(__file__).parent))
-    from bench_stages import (UNITS, measured_int8_peak, peak_caption, stage_table,  # type: ignore[import-not-found]
-                              unit_macs)
-    from hoi_edge.checkpoint import load_model
+    from hoi_edge.weights.checkpoint import load_model
 
     macs = unit_macs(load_model(checkpoint))
     rows = {e.label: {u: e.latency.stages[u].median_ms / 1000.0 for u in UNITS if u in e.latency.stages}
@@ -182,7 +113,7 @@ def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkRe
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hoi_edge.noise import configure
+    from hoi_edge.core.noise import configure
 
     configure()                 # third-party log noise (NNCF INFO, tracer warnings) hidden, as in the CLI
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

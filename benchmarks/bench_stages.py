@@ -29,10 +29,9 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import SHARED, random_checkpoint  # noqa: E402
+
 UNITS = ("detector", "clip_image", "hoi_head")
 
 #: INT8 multiply-accumulates per cycle per core, by the best integer dot-product instruction the CPU has
@@ -120,7 +119,7 @@ def _timed(fn) -> float:
 def time_units(folder: Path, inputs: dict[str, tuple[np.ndarray, ...]], threads: int | None, runs: int,
                warmup: int = 2) -> dict[str, float]:
     """Median seconds of each unit of the artifact in ``folder`` on ``inputs`` (the reference's unit inputs)."""
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     runner = HOIDetector.from_artifact(folder, num_threads=threads).runner
     out = {}
@@ -179,11 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-measured-peak", action="store_true", help="skip the INT8 MatMul peak measurement")
     args = ap.parse_args(argv)
 
-    from hoi_edge.checkpoint import load_model
+    from hoi_edge.weights.checkpoint import load_model
 
     if args.random_preset:
-        from bench_runtimes import random_checkpoint  # type: ignore[import-not-found]
-
         args.work.mkdir(parents=True, exist_ok=True)
         checkpoint = random_checkpoint(args.work, args.random_preset)
     elif args.model:

@@ -30,10 +30,10 @@ def build(preset: str):
     """A random-init model of ``preset`` (the tiny test model for clip4hoi-tiny); no weights are downloaded."""
     import torch
 
-    from hoi_edge.checkpoint import build_model
-    from hoi_edge.config import PRESETS
+    from hoi_edge.data.vocabulary import load_vocabulary
+    from hoi_edge.model.config import PRESETS
     from hoi_edge.testing import make_tiny_model
-    from hoi_edge.vocabulary import load_vocabulary
+    from hoi_edge.weights.checkpoint import build_model
 
     if preset == "clip4hoi-tiny":
         return make_tiny_model()

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hoi_edge.checkpoint import file_sha256, load_model
-from hoi_edge.errors import ArtifactError, WeightsError
+from hoi_edge.core.errors import ArtifactError, WeightsError
+from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.postprocess import LabelMap
+from hoi_edge.pipeline.postprocess import LabelMap
 from hoi_edge.runtime.artifact import pair_embedding_width
 from hoi_edge.runtime.manifest import FORMAT_VERSION, MANIFEST, TEXT_EMBEDDINGS, VOCABULARY, Manifest, hash_files
-from hoi_edge.vocabulary import Vocabulary, load_vocabulary
+from hoi_edge.weights.checkpoint import file_sha256, load_model
 
 
 @torch.inference_mode()
@@ -52,7 +52,7 @@ def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str 
     old ones, the manifest last: a crash between renames leaves a text bank whose fingerprint or
     sha256 disagrees with the manifest, which loading reports instead of using it.
     """
-    from hoi_edge.defaults import resolve_checkpoint
+    from hoi_edge.weights.defaults import resolve_checkpoint
 
     folder = Path(folder)
     manifest = Manifest.read(folder)

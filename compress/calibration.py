@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.hico_json import read_hico_json
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.preprocess import load_image
-from hoi_edge.sources import list_image_files
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.units import EXPORT_UNITS
+from hoi_edge.data.hico_json import read_hico_json
+from hoi_edge.data.sources import list_image_files
+from hoi_edge.pipeline.detector import HOIPipeline
+from hoi_edge.pipeline.preprocess import load_image
 
 UnitSamples = dict[str, list[tuple[np.ndarray, ...]]]
 
@@ -33,8 +33,8 @@ class CalibrationConfig:
 def list_images(cfg: CalibrationConfig) -> list[Path]:
     """Image paths from a folder (recursively) or a HICO-format annotation file; shuffled, capped.
 
-    A folder is listed by :func:`hoi_edge.sources.list_image_files` and a json read by
-    :func:`hoi_edge.hico_json.read_hico_json`, as ``hoi-edge validate --data`` and ``eval`` do, so the same
+    A folder is listed by :func:`hoi_edge.data.sources.list_image_files` and a json read by
+    :func:`hoi_edge.data.hico_json.read_hico_json`, as ``hoi-edge validate --data`` and ``eval`` do, so the same
     source selects the same images; listed images must exist, and the first missing ones are named.
     """
     src = Path(cfg.source)
@@ -85,7 +85,7 @@ class RecordingRunner:
         return self.runner.hoi_head(*inputs)
 
 
-def collect_unit_inputs(reference: HOIDetector, images: list[Path], desc: str = "calibration") -> UnitSamples:
+def collect_unit_inputs(reference: HOIPipeline, images: list[Path], desc: str = "calibration") -> UnitSamples:
     """Run the reference over ``images`` and return the recorded per-unit inputs."""
     recorder = RecordingRunner(reference.runner)
     original = reference.runner

@@ -34,8 +34,8 @@ from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from tqdm import tqdm
 
 from compress.quantize import QuantizationConfig, UnitSample
+from hoi_edge.core.similarity import cosine
 from hoi_edge.model.classifier import clip_logits
-from hoi_edge.similarity import cosine
 
 Outputs = tuple[torch.Tensor, ...]
 

@@ -16,9 +16,8 @@ from typing import Any, Callable, Iterable
 import nncf
 import numpy as np
 
+from hoi_edge.core.similarity import mean_cosine
 from hoi_edge.model.detectors import FAMILIES
-
-from hoi_edge.similarity import mean_cosine
 
 UnitSample = tuple[np.ndarray, ...]
 DEFAULT_MAX_DROP = 0.01          # accuracy-aware INT8: allowed absolute drop of output cosine similarity

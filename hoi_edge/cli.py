@@ -18,7 +18,7 @@ from hoi_edge.targets_registry import all_precisions, target_names
               help="Show third-party log output (NNCF, ExecuTorch, PyTorch warnings) hidden by default.")
 def main(verbose: bool) -> None:
     """Zero-shot human-object interaction detection (CLIP4HOI) for edge devices."""
-    from hoi_edge.noise import configure
+    from hoi_edge.core.noise import configure
 
     configure(verbose)
 
@@ -71,9 +71,9 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
     """Detect HOIs in SOURCE: an image, a folder or glob ('photos/*.jpg') of images, a video file,
     'camera:N' or a stream URL (rtsp://..., http://.../video.mjpg); draws the kept instances and the best
     triplets."""
-    from hoi_edge.detect import DetectOptions, check_outputs, image_list, run_detect
-    from hoi_edge.loading import open_detector
-    from hoi_edge.sources import Source
+    from hoi_edge.data.sources import Source
+    from hoi_edge.loader import open_detector
+    from hoi_edge.pipeline.detect import DetectOptions, check_outputs, image_list, run_detect
 
     live = image_list(source) is None and Source.parse(source).live   # a bad SOURCE fails before a model loads
     opts = DetectOptions(out=out, json_out=json_out, top=top, min_score=min_score, max_frames=max_frames,
@@ -96,7 +96,7 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
             raise
         click.echo("stopped")
     if opts.drop_frames or opts.source_stats.reconnects:
-        from hoi_edge.stream import describe
+        from hoi_edge.pipeline.stream import describe
 
         click.echo(describe(opts.stream_stats) + (f"; the stream reconnected {opts.source_stats.reconnects} time(s)"
                                                   if opts.source_stats.reconnects else ""))
@@ -145,10 +145,9 @@ def export(target: str, model: str | None, out: str, precision: str | None, int8
     from compress.calibration import CalibrationConfig
     from compress.distill import DistillConfig
     from compress.quantize import DEFAULT_MAX_DROP, QuantizationConfig
+    from hoi_edge.core.atomic import check_writable
+    from hoi_edge.weights.defaults import resolve_checkpoint
     from targets.export import ExportConfig, check_config, export_artifact
-
-    from hoi_edge.atomic import check_writable
-    from hoi_edge.defaults import resolve_checkpoint
 
     if int8 and precision not in (None, "int8"):
         raise click.UsageError(f"--int8 means --precision int8, but --precision {precision} was given: choose one")
@@ -209,7 +208,7 @@ def _register_commands() -> None:
     """Commands that live beside their libraries (evaluator, validator, training)."""
     from hoi_edge.eval.cli import eval_command
     from hoi_edge.validate.cli import benchmark_command, validate_command
-    from hoi_edge.weights_cli import weights_group
+    from hoi_edge.weights.cli import weights_group
     from train.cli import train_command
 
     main.add_command(eval_command, "eval")

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import click
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core.errors import HOIEdgeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}

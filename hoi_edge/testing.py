@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.units import EXPORT_UNITS
 
 if TYPE_CHECKING:
     import torch
@@ -60,10 +60,10 @@ def make_tiny_model(seed: int = 0) -> CLIP4HOI:
     photos = sorted((require_shared_data() / "photos").glob("*"))      # before the heavy imports: fail fast
     import torch
 
-    from hoi_edge.checkpoint import build_model
-    from hoi_edge.config import clip4hoi_tiny
+    from hoi_edge.data.vocabulary import load_vocabulary
     from hoi_edge.model.coco import COCO91_NAMES
-    from hoi_edge.vocabulary import load_vocabulary
+    from hoi_edge.model.config import clip4hoi_tiny
+    from hoi_edge.weights.checkpoint import build_model
 
     torch.manual_seed(seed)
     model = build_model(clip4hoi_tiny(), load_vocabulary("hico"))
@@ -91,14 +91,14 @@ def make_tiny_model(seed: int = 0) -> CLIP4HOI:
 def _letterboxed(path: Path, size: int) -> torch.Tensor:
     import torch
 
-    from hoi_edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, load_image
+    from hoi_edge.pipeline.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, load_image
 
     image: np.ndarray = load_image(path)
     return torch.from_numpy(Letterbox(size, IMAGENET_MEAN, IMAGENET_STD)(image))
 
 
 class PlantedRunner:
-    """A :class:`hoi_edge.pipeline.StageRunner` whose networks return chosen outputs, for tests that know
+    """A :class:`hoi_edge.pipeline.detector.StageRunner` whose networks return chosen outputs, for tests that know
     the answer: what the pipeline around the networks (input transform, instance selection, box mapping,
     scoring, ranking) must make of them can be worked out by hand.
 

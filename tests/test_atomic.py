@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from hoi_edge.atomic import atomic_directory, atomic_output, atomic_write_text
+from hoi_edge.core.atomic import atomic_directory, atomic_output, atomic_write_text
 
 
 @pytest.fixture

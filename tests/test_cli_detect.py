@@ -59,9 +59,9 @@ def test_detect_errors_are_one_line(tiny_checkpoint, tmp_path, monkeypatch):
 
 
 def test_drawing_marks_boxes_or_says_nothing_was_found(shared_data):
-    from hoi_edge.draw import draw_detections
-    from hoi_edge.postprocess import HOIDetection
-    from hoi_edge.preprocess import load_image
+    from hoi_edge.pipeline.draw import draw_detections
+    from hoi_edge.pipeline.postprocess import HOIDetection
+    from hoi_edge.pipeline.preprocess import load_image
 
     image = load_image(shared_data / "photos" / "zidane.jpg")
     det = HOIDetection(human_box=(100.0, 200.0, 600.0, 700.0), object_box=(700.0, 300.0, 900.0, 500.0),
@@ -92,8 +92,8 @@ class _FakeCamera:
 
 
 def test_camera_recording_is_kept_when_the_user_stops_it(tiny_checkpoint, shared_data, tmp_path, monkeypatch):
-    import hoi_edge.sources as sources
-    from hoi_edge.pipeline import HOIDetector
+    import hoi_edge.data.sources as sources
+    from hoi_edge import HOIDetector
 
     frame = cv2.imread(str(shared_data / "photos" / "bus.jpg"))
     real_capture = cv2.VideoCapture
@@ -124,7 +124,7 @@ def test_camera_recording_is_kept_when_the_user_stops_it(tiny_checkpoint, shared
 
 
 def test_interrupted_video_file_leaves_no_output(tiny_checkpoint, shared_data, tmp_path, monkeypatch):
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     video = tmp_path / "clip.avi"
     frame = cv2.imread(str(shared_data / "photos" / "bus.jpg"))
@@ -205,9 +205,9 @@ def test_detect_rejects_conflicting_options_and_unwritable_outputs(tiny_checkpoi
 
 
 def test_drawn_scores_keep_significant_digits_and_labels_do_not_overlap(shared_data):
-    from hoi_edge.draw import LabelPlacer, draw_detections, format_score
-    from hoi_edge.postprocess import HOIDetection, Instances
-    from hoi_edge.preprocess import load_image
+    from hoi_edge.pipeline.draw import LabelPlacer, draw_detections, format_score
+    from hoi_edge.pipeline.postprocess import HOIDetection, Instances
+    from hoi_edge.pipeline.preprocess import load_image
 
     assert format_score(0.0031) == "0.0031" and format_score(0.83) == "0.83" and format_score(0.0) == "0.00"
     placer = LabelPlacer(640, 480)

@@ -7,8 +7,8 @@ import socket
 import pytest
 import torch
 
-from hoi_edge import defaults
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.weights import defaults
 
 
 @pytest.fixture
@@ -29,12 +29,12 @@ def test_env_override(home, tiny_checkpoint, monkeypatch):
 @pytest.fixture
 def no_npm(monkeypatch):
     """The NanoDet fetch fails as it does where npm is missing."""
-    import hoi_edge.weights_fetch
+    import hoi_edge.weights.fetch
 
     def missing(cache=None):
         raise WeightsError("npm not found; install Node.js/npm or pass --detector-weights")
 
-    monkeypatch.setattr(hoi_edge.weights_fetch, "fetch_nanodet", missing)
+    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch_nanodet", missing)
 
 
 def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retried(home, monkeypatch, capsys, no_npm):
@@ -82,11 +82,11 @@ def test_missing_local_clip_weights_file(home):
 
 def test_offline_default_is_real_nanodet_with_random_clip_and_says_so(home, monkeypatch, capsys, nanodet_files):
     """Hosts unreachable, nothing cached: the default is NanoDet (real weights, through npm) + random tiny CLIP."""
-    import hoi_edge.weights_fetch
-    from hoi_edge.checkpoint import read_checkpoint
+    import hoi_edge.weights.fetch
+    from hoi_edge.weights.checkpoint import read_checkpoint
 
     fetched = []
-    monkeypatch.setattr(hoi_edge.weights_fetch, "fetch_nanodet", lambda cache=None: fetched.append(1) or nanodet_files)
+    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch_nanodet", lambda cache=None: fetched.append(1) or nanodet_files)
     monkeypatch.setattr(defaults.socket, "getaddrinfo", _no_dns)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     path = defaults.resolve_checkpoint("default")

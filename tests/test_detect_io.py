@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hoi_edge.detect import DetectOptions, run_detect
-from hoi_edge.pipeline import HOIDetector, PipelineSpec
-from hoi_edge.postprocess import ScoringParams
+from hoi_edge import HOIDetector
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.pipeline.detect import DetectOptions, run_detect
+from hoi_edge.pipeline.postprocess import ScoringParams
+from hoi_edge.pipeline.spec import PipelineSpec
 from hoi_edge.testing import PlantedRunner
-from hoi_edge.vocabulary import Vocabulary
 
 W, H = 160, 96                                # frame size; the letterbox fills the 64 px input along W
 DETECTOR_SIZE = 64
@@ -156,7 +157,7 @@ class _FakeCamera:
 
 
 def test_camera_colour_and_frames(tmp_path, monkeypatch):
-    import hoi_edge.sources as sources
+    import hoi_edge.data.sources as sources
 
     real_capture = cv2.VideoCapture
     monkeypatch.setattr(sources.cv2, "VideoCapture",        # cameras are opened by index, files by path
@@ -177,13 +178,13 @@ def test_camera_colour_and_frames(tmp_path, monkeypatch):
 @pytest.mark.parametrize("top, min_score, shown", [(10, 0.0, 2), (1, 0.0, 1), (10, 0.5, 1), (10, 0.9, 0)])
 def test_top_and_min_score(tmp_path, monkeypatch, top, min_score, shown):
     """--top and --min-score choose the triplets printed (and drawn); the JSON keeps every detection (it feeds eval)."""
-    import hoi_edge.loading
+    import hoi_edge.loader
     from hoi_edge.cli import main
 
     src, js = tmp_path / "frame.png", tmp_path / "dets.jsonl"
     cv2.imwrite(str(src), _frame_bgr())
     detector, runner = _planted()
-    monkeypatch.setattr(hoi_edge.loading, "open_detector", lambda **kwargs: detector)
+    monkeypatch.setattr(hoi_edge.loader, "open_detector", lambda **kwargs: detector)
     res = CliRunner().invoke(main, ["detect", str(src), "--out", str(tmp_path / "out.png"), "--json", str(js),
                                     "--top", str(top), "--min-score", str(min_score)])
     assert res.exit_code == 0, res.output

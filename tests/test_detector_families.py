@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.config import DetectorConfig, ModelConfig, clip4hoi_nanodet_tiny, clip4hoi_tiny
-from hoi_edge.conventions import PROBABILITIES, SOFTMAX_NO_OBJECT
-from hoi_edge.geometry import pairwise_iou_continuous
+from hoi_edge.core.conventions import PROBABILITIES, SOFTMAX_NO_OBJECT
+from hoi_edge.core.geometry import pairwise_iou_continuous
+from hoi_edge.data.vocabulary import load_vocabulary
+from hoi_edge.model.config import DetectorConfig, ModelConfig, clip4hoi_nanodet_tiny, clip4hoi_tiny
 from hoi_edge.model.detectors import FAMILIES, build_detector, detector_class_names, family
-from hoi_edge.postprocess import LabelMap, select_instances
-from hoi_edge.preprocess import Letterbox, boxes_to_pixels, load_image
-from hoi_edge.spec import PipelineSpec
-from hoi_edge.vocabulary import load_vocabulary
+from hoi_edge.pipeline.postprocess import LabelMap, select_instances
+from hoi_edge.pipeline.preprocess import Letterbox, boxes_to_pixels, load_image
+from hoi_edge.pipeline.spec import PipelineSpec
 from train.targets import query_boxes_xyxy
 
 # upstream pre-processing, score >= 0.3 (docs/nanodet_tfjs_facts.md): x1, y1, x2, y2 in original pixels
@@ -52,7 +52,7 @@ def test_old_configs_and_manifests_load_as_detr(tiny_model):
     old["hoi"]["nms_threshold"] = 0.7                     # saved explicitly before family defaults existed
     cfg = ModelConfig.from_dict(old)
     assert cfg.detector.family == "detr" and cfg.hoi.nms_threshold == 0.7
-    from hoi_edge.model.spec import pipeline_spec
+    from hoi_edge.runtime.torch_runner import pipeline_spec
 
     spec = pipeline_spec(tiny_model).to_dict()
     for key in ("detector_family", "detector_score_kind", "detector_resize", "detector_channels"):
@@ -136,7 +136,7 @@ def _assert_found(found, expected, min_iou=0.8):
 
 @pytest.fixture(scope="module")
 def nanodet_detector(nanodet_checkpoint):
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     return HOIDetector.from_checkpoint(nanodet_checkpoint)
 
@@ -156,7 +156,7 @@ def test_nanodet_finds_people_tie_and_bus_in_original_pixels(nanodet_detector, s
 
 
 def test_nanodet_checkpoint_round_trip(nanodet_model, nanodet_checkpoint, nanodet_detector, shared_data):
-    from hoi_edge.checkpoint import load_model
+    from hoi_edge.weights.checkpoint import load_model
 
     again = load_model(nanodet_checkpoint)
     assert again.cfg.detector.family == "nanodet" and again.cfg.detector.weights == nanodet_model.cfg.detector.weights
@@ -166,7 +166,7 @@ def test_nanodet_checkpoint_round_trip(nanodet_model, nanodet_checkpoint, nanode
 
 
 def test_detector_weight_files_pick_their_family(tmp_path, nanodet_files):
-    from hoi_edge.defaults import detector_weights_family
+    from hoi_edge.weights.defaults import detector_weights_family
 
     torch.save({"model": {"backbone.0.body.conv1.weight": torch.zeros(1)}}, tmp_path / "detr.pth")
     torch.save({"head.gfl_cls.0.weight": torch.zeros(1)}, tmp_path / "nanodet.pth")
@@ -194,7 +194,7 @@ def test_checkpoint_written_before_detector_families_loads_as_detr(tiny_checkpoi
         data["config"]["detector"].pop(key)
     data["config"]["hoi"]["nms_threshold"] = 0.7          # old configs stored both thresholds as numbers
     torch.save(data, tmp_path / "old.pt")
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
 
     old = HOIDetector.from_checkpoint(tmp_path / "old.pt")
     assert old.spec.detector_family == "detr" and old.spec.nms_threshold == 0.7

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.conventions import LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
+from hoi_edge.core.conventions import LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
+from hoi_edge.core.scoring import ScoringParams
+from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.model import graph_rules as rules
-from hoi_edge.postprocess import (Instances, LabelMap, class_probabilities, pair_class_prior, score_pairs,
-                                  select_instances, top_detections)
-from hoi_edge.preprocess import boxes_to_pixels
-from hoi_edge.scoring import ScoringParams
-from hoi_edge.vocabulary import Vocabulary
+from hoi_edge.pipeline.postprocess import (
+    Instances,
+    LabelMap,
+    class_probabilities,
+    pair_class_prior,
+    score_pairs,
+    select_instances,
+    top_detections,
+)
+from hoi_edge.pipeline.preprocess import boxes_to_pixels
 
 SEEDS = range(6)
 CLASSES = ("person", "cup", "n/a", "horse", "bicycle")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from compress.calibration import CalibrationConfig, list_images
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.hico_json import read_hico_json
 from hoi_edge.eval import load_groundtruth
-from hoi_edge.hico_json import read_hico_json
 from hoi_edge.validate.dataset import load_dataset
 from train.dataset import load_annotations
 

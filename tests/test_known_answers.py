@@ -13,10 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from hoi_edge.pipeline import HOIDetector, PipelineSpec
-from hoi_edge.postprocess import ScoringParams
+from hoi_edge import HOIDetector
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.pipeline.postprocess import ScoringParams
+from hoi_edge.pipeline.spec import PipelineSpec
 from hoi_edge.testing import PlantedRunner
-from hoi_edge.vocabulary import Vocabulary
 
 DETECTOR_CLASSES = ("person", "cup", "horse", "bicycle", "dog")     # + DETR's trailing no-object logit
 VOCAB = Vocabulary.from_dict({

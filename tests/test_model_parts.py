@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.config import DetectorConfig, clip4hoi_tiny
 from hoi_edge.model.clip_encoders import encode_text_embeddings
+from hoi_edge.model.config import DetectorConfig, clip4hoi_tiny
 from hoi_edge.model.detector import DETR, sine_position_embedding
 from hoi_edge.model.interactor import box_iou_xyxy, pair_feasibility, spatial_encoding
 

@@ -1,4 +1,4 @@
-"""Third-party console noise is hidden unless --verbose (hoi_edge.noise), and only the noise."""
+"""Third-party console noise is hidden unless --verbose (hoi_edge.core.noise), and only the noise."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = r'''
 import logging, os, sys, warnings
-from hoi_edge.noise import configure, quiet_native_stderr
+from hoi_edge.core.noise import configure, quiet_native_stderr
 configure(sys.argv[1] == "verbose")
 log = logging.getLogger("nncf")
 log.addHandler(logging.StreamHandler(sys.stdout))

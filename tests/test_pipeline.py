@@ -1,15 +1,16 @@
 """End-to-end predict() on real photos with the tiny random model: contracts, not accuracy."""
 
 import copy
+
 import numpy as np
 import pytest
 import torch
 
-from hoi_edge.checkpoint import load_model, save_checkpoint
-from hoi_edge.errors import InputFileError, VocabularyError, WeightsError
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.postprocess import feasible_pairs
-from hoi_edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, load_image
+from hoi_edge import HOIDetector
+from hoi_edge.core.errors import InputFileError, VocabularyError, WeightsError
+from hoi_edge.pipeline.postprocess import feasible_pairs
+from hoi_edge.pipeline.preprocess import IMAGENET_MEAN, IMAGENET_STD, Letterbox, load_image
+from hoi_edge.weights.checkpoint import load_model, save_checkpoint
 
 
 def test_predict_on_real_photos(tiny_detector, photos, hico_images):
@@ -106,7 +107,7 @@ def test_missing_or_corrupt_weights_are_clear_errors(tmp_path):
 
 
 def test_detector_weights_that_do_not_fit(tmp_path):
-    from hoi_edge.config import DetectorConfig
+    from hoi_edge.model.config import DetectorConfig
     from hoi_edge.model.detector import DETR
     from hoi_edge.model.weights import load_detector_weights
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.geometry import iou_inclusive, pairwise_iou_continuous
+from hoi_edge.core.geometry import iou_inclusive, pairwise_iou_continuous
+from hoi_edge.core.scoring import clip_logits
 from hoi_edge.model.classifier import clip_logits as torch_clip_logits
 from hoi_edge.model.interactor import box_iou_xyxy, pair_feasibility
-from hoi_edge.postprocess import Instances, feasible_pairs, pair_class_prior
-from hoi_edge.scoring import clip_logits
+from hoi_edge.pipeline.postprocess import Instances, feasible_pairs, pair_class_prior
 
 SEEDS = range(5)
 

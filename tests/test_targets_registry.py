@@ -8,12 +8,21 @@ import pytest
 from click.testing import CliRunner
 
 from hoi_edge.cli import main
-from hoi_edge.errors import ArtifactError
+from hoi_edge.core.errors import ArtifactError
+from hoi_edge.core.units import EXPORT_UNITS
 from hoi_edge.runtime.artifact import make_runner
 from hoi_edge.runtime.manifest import Manifest, UnitSpec
-from hoi_edge.targets_registry import (TARGETS, Target, all_precisions, export_packages, get_target, register,
-                                       runtime_packages, target_names, unregister)
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.targets_registry import (
+    TARGETS,
+    Target,
+    all_precisions,
+    export_packages,
+    get_target,
+    register,
+    runtime_packages,
+    target_names,
+    unregister,
+)
 
 
 class FakeRunner:

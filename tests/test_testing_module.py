@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
 from hoi_edge.testing import SHARED_ENV, PlantedRunner, SharedDataMissing, make_tiny_model, shared_data_dir
 
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from hoi_edge.errors import VocabularyError
-from hoi_edge.hico_facts import build_hico_vocabulary
-from hoi_edge.vocabulary import Vocabulary, load_vocabulary
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.data.hico_facts import build_hico_vocabulary
+from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 
 
 def test_embedded_hico_vocabulary_matches_shared_facts(shared_data):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hoi_edge.config import ClipConfig, DetectorConfig, clip4hoi_base, clip4hoi_tiny
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.clip_encoders import build_clip, quick_gelu
+from hoi_edge.model.config import ClipConfig, DetectorConfig, clip4hoi_base, clip4hoi_tiny
 from hoi_edge.model.detector import DETR
 from hoi_edge.model.weights import load_detector_weights
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import click
 
-from hoi_edge.config import PRESET_HELP, PRESETS
-from hoi_edge.atomic import check_writable
 from hoi_edge.clickutil import deprecated_alias
-from hoi_edge.errors import HOIEdgeError, InputFileError, WeightsError
+from hoi_edge.core.atomic import check_writable
+from hoi_edge.core.errors import HOIEdgeError, InputFileError, WeightsError
+from hoi_edge.model.config import PRESET_HELP, PRESETS
 from train.dataset import HICODataset, find_data, load_annotations
 
 SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
@@ -122,9 +122,9 @@ def _data_paths(data_dir: Path | None, annotations: Path | None, images: Path | 
 
 def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
     """The model to train: the resume checkpoint, an --init checkpoint, or a preset with pretrained parts."""
-    from hoi_edge.checkpoint import build_model, load_model
-    from hoi_edge.config import PRESETS
-    from hoi_edge.vocabulary import load_vocabulary
+    from hoi_edge.data.vocabulary import load_vocabulary
+    from hoi_edge.model.config import PRESETS
+    from hoi_edge.weights.checkpoint import build_model, load_model
 
     chosen = [name for name, v in (("--preset", preset), ("--model", init_ckpt), ("--resume", resume)) if v]
     if len(chosen) > 1:
@@ -139,7 +139,7 @@ def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
         cfg.detector.weights = detector_weights or cfg.detector.weights or "detr-r50"
     if clip_weights:
         cfg.clip.pretrained = clip_weights
-    from hoi_edge.defaults import offline_reason     # the same fast offline check as detect / export
+    from hoi_edge.weights.defaults import offline_reason  # the same fast offline check as detect / export
 
     if (reason := offline_reason(cfg)) is not None:
         raise WeightsError(f"cannot fetch the {preset} weights: {reason}; pass local --detector-weights / "

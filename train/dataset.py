@@ -1,13 +1,13 @@
 """HICO-DET training data in the fredzzhang/hicodet JSON format, and the zero-shot split filter.
 
-Both layouts :mod:`hoi_edge.hico_json` reads are accepted (the evaluator reads the same files the same way).
+Both layouts :mod:`hoi_edge.data.hico_json` reads are accepted (the evaluator reads the same files the same way).
 
 Each entry is one (human box, object box, HOI class). HICO-DET annotates every class of a
 physical pair separately, with slightly different boxes: on the test set no two entries
 share exact boxes, yet 11k entry pairs overlap with IoU >= 0.7 on both boxes. So
 :func:`filter_unseen` treats entries as the same pair when both boxes overlap by
 ``pair_iou`` (0.7 by default; 1.0 = exact boxes only), in continuous coordinates (``w = x2 - x1``),
-training's convention (:mod:`hoi_edge.geometry` says why).
+training's convention (:mod:`hoi_edge.core.geometry` says why).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.geometry import pairwise_iou_continuous as box_iou
-from hoi_edge.hico_json import read_hico_json
-from hoi_edge.preprocess import load_image
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.geometry import pairwise_iou_continuous as box_iou
+from hoi_edge.data.hico_json import read_hico_json
+from hoi_edge.pipeline.preprocess import load_image
 
 ANNOTATION_NAMES = ("annotations.json", "instances_train2015.json", "instances_trainval.json")
 IMAGE_DIR_NAMES = ("images", "train2015", "images/train2015")
@@ -63,7 +63,7 @@ class Sample:
 
 def load_annotations(path: str | Path) -> list[ImageAnnotation]:
     """Every image of an annotation file (images without pairs included), checked entry by entry by the
-    project's one HICO-JSON reader (:func:`hoi_edge.hico_json.read_hico_json`)."""
+    project's one HICO-JSON reader (:func:`hoi_edge.data.hico_json.read_hico_json`)."""
     return [ImageAnnotation(filename=image.filename, size=image.size, boxes_h=image.boxes_h.astype(np.float32),
                             boxes_o=image.boxes_o.astype(np.float32), hoi=image.hoi, object=image.object,
                             verb=image.verb)

@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core.errors import HOIEdgeError
 
 DEFAULT_TIMEOUT_MIN = 30.0
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")

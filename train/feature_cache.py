@@ -10,7 +10,7 @@ Layout::
     DIR/shard-00000/<field>.npy  one float32 array per FrozenOutputs field, one row per image
 
 Writing is atomic and resumable: a shard is written into a hidden temp folder and renamed when
-whole (:func:`hoi_edge.atomic.atomic_directory`), then listed in the manifest (replaced atomically).
+whole (:func:`hoi_edge.core.atomic.atomic_directory`), then listed in the manifest (replaced atomically).
 An interrupted build leaves only complete shards; the next run computes the missing ones. Under
 torchrun every rank computes its share of the shards (shard ``i`` on rank ``i % world``) and rank
 0 alone writes the manifest, between barriers.
@@ -36,10 +36,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hoi_edge.atomic import atomic_directory, atomic_write_text
-from hoi_edge.errors import InputFileError
-from hoi_edge.jsonio import read_json_object
-from hoi_edge.model.spec import pipeline_spec
+from hoi_edge.core.atomic import atomic_directory, atomic_write_text
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.runtime.torch_runner import pipeline_spec
 from train import distributed
 from train.dataset import HICODataset, ImageAnnotation
 from train.forward import FROZEN_FIELDS, CachedSample, FrozenEncoder, FrozenOutputs

@@ -1,4 +1,4 @@
-"""One training forward pass: :meth:`hoi_edge.pipeline.HOIDetector.run` with gradients, in two stages.
+"""One training forward pass: :meth:`hoi_edge.pipeline.detector.HOIPipeline.run` with gradients, in two stages.
 
 1. :meth:`TrainingForward.prepare` (no gradients): the frozen detector and CLIP image tower
    (:class:`FrozenEncoder`; or their cached outputs, :mod:`train.feature_cache`), then the same
@@ -23,12 +23,11 @@ import torch
 from torch import nn
 
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.model.spec import pipeline_spec
-from hoi_edge.postprocess import LabelMap, head_inputs
+from hoi_edge.pipeline.postprocess import LabelMap, head_inputs
+from hoi_edge.runtime.torch_runner import pipeline_spec
 from train.dataset import ImageAnnotation, Sample
 from train.losses import HOILoss
-from train.targets import (MATCH_IOU, add_gt_instances, image_targets, pair_class_mask, pair_targets,
-                           query_boxes_xyxy)
+from train.targets import MATCH_IOU, add_gt_instances, image_targets, pair_class_mask, pair_targets, query_boxes_xyxy
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Association is UPT's rule: candidate pair (human i, object j) is positive for class c when a
 GT pair of class c overlaps it with IoU >= 0.5 on the human box *and* on the object box.
-All arrays are NumPy and row-major over the K*K candidate pairs, like :mod:`hoi_edge.postprocess`.
-IoU is continuous (``w = x2 - x1``; :mod:`hoi_edge.geometry` says why), as in UPT.
+All arrays are NumPy and row-major over the K*K candidate pairs, like :mod:`hoi_edge.pipeline.postprocess`.
+IoU is continuous (``w = x2 - x1``; :mod:`hoi_edge.core.geometry` says why), as in UPT.
 
 GT boxes as extra instances (:func:`add_gt_instances`, on by default in training): a frozen
 detector misses some annotated people/objects, and without an instance there is no candidate
@@ -17,9 +17,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from hoi_edge.geometry import pairwise_iou_continuous as box_iou
-from hoi_edge.postprocess import Instances, LabelMap, feasible_pairs, pair_class_prior
-from hoi_edge.preprocess import LETTERBOX, boxes_to_pixels
+from hoi_edge.core.geometry import pairwise_iou_continuous as box_iou
+from hoi_edge.pipeline.postprocess import Instances, LabelMap, feasible_pairs, pair_class_prior
+from hoi_edge.pipeline.preprocess import LETTERBOX, boxes_to_pixels
 from train.dataset import ImageAnnotation
 
 MATCH_IOU = 0.5
@@ -28,7 +28,7 @@ MATCH_IOU = 0.5
 def query_boxes_xyxy(boxes: np.ndarray, image_hw: tuple[int, int], letterbox_size: int,
                      resize: str = LETTERBOX) -> np.ndarray:
     """Detector boxes (Q,4) cx,cy,w,h of the network input -> (Q,4) x1,y1,x2,y2 image pixels: the same rule
-    as select_instances (:func:`hoi_edge.preprocess.boxes_to_pixels`)."""
+    as select_instances (:func:`hoi_edge.pipeline.preprocess.boxes_to_pixels`)."""
     return boxes_to_pixels(boxes, image_hw, letterbox_size, resize)
 
 
@@ -95,7 +95,7 @@ def pair_targets(inst: Instances, ann: ImageAnnotation, num_classes: int, iou: f
 def pair_class_mask(inst: Instances, hoi_object: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
     """(K*K, C) bool: the (pair, class) entries that get a loss.
 
-    The entries test-time scoring can give a score (:func:`hoi_edge.postprocess.pair_class_prior`:
+    The entries test-time scoring can give a score (:func:`hoi_edge.pipeline.postprocess.pair_class_prior`:
     feasible pairs, classes of the pair's detected object), of seen classes only (``seen`` (C,) bool).
     """
     mask = pair_class_prior(inst, hoi_object)

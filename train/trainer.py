@@ -33,10 +33,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from hoi_edge.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
-from hoi_edge.errors import HOIEdgeError, WeightsError
+from hoi_edge.core.errors import HOIEdgeError, WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.weights import check_state
+from hoi_edge.weights.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
 from train import distributed
 from train.dataset import HICODataset
 from train.forward import PreparedBatch, TrainingForward

@@ -4,7 +4,7 @@ A box ``[x1, y1, x2, y2]`` covers pixels ``x1..x2`` inclusive, so its width is
 ``x2 - x1 + 1``. The official HICO-DET MATLAB code (``VOCevaldet_bboxpair.m``)
 measures overlap this way; using the exclusive convention would shift IoU on
 small boxes and change which detections pass the 0.5 threshold. The rule itself is
-:func:`hoi_edge.geometry.iou_inclusive`; this module checks shapes for the evaluator.
+:func:`hoi_edge.core.geometry.iou_inclusive`; this module checks shapes for the evaluator.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hoi_edge.geometry import iou_inclusive
+from hoi_edge.core.geometry import iou_inclusive
 
 
 def _as_boxes(boxes: ArrayLike, name: str) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from hoi_edge.errors import HOIEdgeError, InputFileError
-from hoi_edge.atomic import atomic_write_text
+from hoi_edge.core.atomic import atomic_write_text
+from hoi_edge.core.errors import HOIEdgeError, InputFileError
 from hoi_edge.eval.evaluator import SETTINGS, EvalConfig, evaluate
 from hoi_edge.eval.groundtruth import load_groundtruth
 from hoi_edge.eval.predictions import coverage_warning, read_predictions

@@ -13,7 +13,7 @@ test sets they differ, and this module follows the Python evaluators.
 
 Rare / Non-rare lists come from :class:`EvalConfig`, else the GT file, else -- when the GT
 has no lists but is in HICO-DET's 600-class label space -- the built-in HICO-DET vocabulary
-(``hoi_edge.vocabulary.load_vocabulary("hico").rare``); ``EvalResult.rare_source`` says which.
+(``hoi_edge.data.vocabulary.load_vocabulary("hico").rare``); ``EvalResult.rare_source`` says which.
 
 Known-Object approximation: the official code keeps, for a class with object ``o``, only
 detections on images whose *image-level* HICO labels (``anno.mat``) contain ``o``. Only
@@ -31,13 +31,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import VocabularyError
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.eval.ap import voc_ap_11point
 from hoi_edge.eval.groundtruth import GroundTruth
 from hoi_edge.eval.matching import IOU_THRESHOLD, MatchResult, match_detections
 from hoi_edge.eval.predictions import Predictions
 from hoi_edge.eval.splits import ZeroShotSplit
-from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 SETTINGS = ("default", "known_object")
 

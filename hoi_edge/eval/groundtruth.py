@@ -1,6 +1,6 @@
 """Ground-truth HOI pairs as flat NumPy arrays, loaded from the fredzzhang/hicodet JSON format.
 
-The file is read by :func:`hoi_edge.hico_json.read_hico_json` (either layout it describes; training,
+The file is read by :func:`hoi_edge.data.hico_json.read_hico_json` (either layout it describes; training,
 calibration and validation read the same files through it); this module adds the evaluator's checks:
 class indices within the vocabulary, each class belonging to one object, the rare/non-rare lists.
 
@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.hico_json import HicoFile, read_hico_json
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.hico_json import HicoFile, read_hico_json
 
 #: Number of HOI classes of HICO-DET; the default when a GT file has no ``correspondence``.
 HICO_NUM_CLASSES = 600
@@ -140,7 +140,7 @@ def _int_list(path: Path, value: Any, where: str) -> list[int]:
 
 
 def load_groundtruth(path: str | Path, num_classes: int | None = None) -> GroundTruth:
-    """Load a GT JSON file (either layout of :mod:`hoi_edge.hico_json`) into a :class:`GroundTruth`.
+    """Load a GT JSON file (either layout of :mod:`hoi_edge.data.hico_json`) into a :class:`GroundTruth`.
 
     ``num_classes`` is taken from ``correspondence`` when present; otherwise from the
     argument, defaulting to HICO-DET's 600. Raises :class:`InputFileError` naming the

@@ -33,8 +33,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.atomic import atomic_open
+from hoi_edge.core.atomic import atomic_open
+from hoi_edge.core.errors import InputFileError
 from hoi_edge.eval.groundtruth import GroundTruth
 
 _DET_KEYS = ("hoi", "score", "human_box", "object_box")

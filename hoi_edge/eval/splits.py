@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.jsonio import read_json_object
-from hoi_edge.vocabulary import canonical_split_name
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.data.vocabulary import canonical_split_name
 
 #: The four standard splits, in canonical spelling.
 SPLIT_NAMES = ("rf_uc", "nf_uc", "uo", "uv")

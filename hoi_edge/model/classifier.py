@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hoi_edge.config import HOIConfig
-from hoi_edge.errors import VocabularyError
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.core.scoring import ScoringParams
+from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.model.clip_encoders import clip_tokenizer, encode_text_embeddings
-from hoi_edge.scoring import ScoringParams
-from hoi_edge.vocabulary import Vocabulary
+from hoi_edge.model.config import HOIConfig
 
 PLACEHOLDER = "X"
 
@@ -24,7 +24,7 @@ PLACEHOLDER = "X"
 def clip_logits(embeddings: torch.Tensor, text: torch.Tensor, scale: torch.Tensor | float,
                 bias: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Logits of L2-normalised embeddings (..., E) against the text bank (C, E): cosine similarity times the
-    learnt temperature plus the learnt bias. The torch twin of :func:`hoi_edge.scoring.clip_logits`."""
+    learnt temperature plus the learnt bias. The torch twin of :func:`hoi_edge.core.scoring.clip_logits`."""
     return scale * embeddings @ text.t() + bias
 
 

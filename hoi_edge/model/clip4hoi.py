@@ -7,7 +7,7 @@ Export units (static shapes, batch 1 on device):
   hoi_head  : features (1,K,Dd), boxes (1,K,4), valid (1,K), human (1,K), patches (1,N,E)
                                                       -> pair_embeddings (1,K*K,E)
 Instance selection and score integration between/after them are NumPy
-(:mod:`hoi_edge.postprocess`), shared by every backend.
+(:mod:`hoi_edge.pipeline.postprocess`), shared by every backend.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hoi_edge.config import ModelConfig
+from hoi_edge.core.units import EXPORT_UNITS  # noqa: F401  (re-exported: the unit names export_unit accepts)
+from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.model.classifier import HOIClassifier
 from hoi_edge.model.clip_encoders import ClipImageEncoder, build_clip
+from hoi_edge.model.config import ModelConfig
 from hoi_edge.model.detectors import build_detector, family
 from hoi_edge.model.hoi_decoder import HOIDecoder
 from hoi_edge.model.interactor import HOInteractor, pair_feasibility
-from hoi_edge.units import EXPORT_UNITS  # noqa: F401  (re-exported: the unit names export_unit accepts)
-from hoi_edge.vocabulary import Vocabulary
 
 
 class HOIHead(nn.Module):
@@ -44,7 +44,7 @@ class HOIHead(nn.Module):
 class CLIP4HOI(nn.Module):
     """Frozen detector (DETR or NanoDet) + frozen CLIP, trainable HO interactor, HOI decoder and prompt context.
 
-    The detector is built without weights here; :func:`hoi_edge.checkpoint.build_model` loads what the config names.
+    The detector is built without weights here; :func:`hoi_edge.weights.checkpoint.build_model` loads what the config names.
     """
 
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary) -> None:

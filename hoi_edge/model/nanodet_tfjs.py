@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.nanodet import NanoDet
-from hoi_edge import weights_fetch
-from hoi_edge.weights_fetch import NANODET_SHA256
+from hoi_edge.weights import fetch as weights_fetch
+from hoi_edge.weights.fetch import NANODET_SHA256
 
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 _QUANTIZED = {"float16": np.float16, "uint8": np.uint8, "uint16": np.uint16}

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
 
 DETR_URLS = {
     "detr-r50": "https://dl.fbaipublicfiles.com/detr/detr-r50-e632da11.pth",

@@ -1,4 +1,4 @@
-"""Load an exported artifact folder into an :class:`HOIDetector`, backend chosen by the manifest."""
+"""Load an exported artifact folder into an :class:`HOIPipeline`, backend chosen by the manifest."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hoi_edge.end_to_end_io import LAYOUT as END_TO_END
-from hoi_edge.end_to_end_io import UNIT as END_TO_END_UNIT
-from hoi_edge.errors import ArtifactError, VocabularyError
-from hoi_edge.jsonio import read_json_object
-from hoi_edge.pipeline import HOIDetector, StageRunner
+from hoi_edge.core.errors import ArtifactError, VocabularyError
+from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.core.units import EXPORT_UNITS
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.pipeline.detector import HOIPipeline, StageRunner
+from hoi_edge.pipeline.end_to_end import LAYOUT as END_TO_END
+from hoi_edge.pipeline.end_to_end import UNIT as END_TO_END_UNIT
 from hoi_edge.runtime.manifest import TEXT_EMBEDDINGS, VOCABULARY, Manifest
 from hoi_edge.targets_registry import get_target
-from hoi_edge.units import EXPORT_UNITS
-from hoi_edge.vocabulary import Vocabulary
 
 REBAKE_HINT = "re-run 'hoi-edge bake --artifact ... --model ... --vocab ...'"
 
@@ -74,14 +74,16 @@ def pair_embedding_width(manifest: Manifest) -> int | None:
 
 
 def load_artifact(folder: str | Path, num_threads: int | None = None, verify: bool = True,
-                  device: str | None = None, throughput: bool = False) -> HOIDetector:
+                  device: str | None = None, throughput: bool = False,
+                  factory: type[HOIPipeline] = HOIPipeline) -> HOIPipeline:
     """Load an artifact folder. ``verify`` first checks the sha256 of every file the manifest lists
     (format 3); it reads every byte once: ~1.5-3 s for a 500 MB FP32 base artifact on one core, under
     0.1 s for the tiny one (README, "Artifacts you can trust"), small next to compiling the networks.
     ``device``: where each unit runs (:mod:`hoi_edge.runtime.devices`; default the CPU);
-    ``throughput``: compile for pipelined streams (:mod:`hoi_edge.stream`)."""
-    from hoi_edge.noise import quiet_native_stderr
-    from hoi_edge.provenance import warn_random_init
+    ``throughput``: compile for pipelined streams (:mod:`hoi_edge.pipeline.stream`); ``factory``: the class
+    built (:class:`hoi_edge.loader.HOIDetector` passes itself)."""
+    from hoi_edge.core.noise import quiet_native_stderr
+    from hoi_edge.core.provenance import warn_random_init
 
     folder = Path(folder)
     manifest = Manifest.read(folder)
@@ -94,12 +96,7 @@ def load_artifact(folder: str | Path, num_threads: int | None = None, verify: bo
     vocab, text = read_text_bank(folder, manifest)
     with quiet_native_stderr():               # ExecuTorch's cpuinfo lines when its threadpool starts
         runner = make_runner(manifest, folder, num_threads, device=device, throughput=throughput)
-    if end_to_end:       # one network: image in, triplets out (hoi_edge.runtime.end_to_end)
-        from hoi_edge.runtime.end_to_end import EndToEndDetector
-
-        detector = EndToEndDetector(runner, manifest.spec, vocab, text)
-    else:
-        detector = HOIDetector(runner, manifest.spec, vocab, text)
+    detector = factory(runner, manifest.spec, vocab, text, end_to_end=end_to_end)
     detector.manifest = manifest
     warn_random_init(f"artifact {folder} (exported from {manifest.source_checkpoint.get('path')})",
                      list(manifest.random_init))

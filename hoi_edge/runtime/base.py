@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hoi_edge.errors import ArtifactError, DeviceError
+from hoi_edge.core.errors import ArtifactError, DeviceError
 from hoi_edge.runtime.devices import parse_devices
 from hoi_edge.runtime.manifest import Manifest
 
@@ -23,7 +23,7 @@ def shape_outputs(unit: str, outputs: list[np.ndarray]) -> Any:
 
 
 class ArtifactRunner:
-    """Implements :class:`hoi_edge.pipeline.StageRunner` over three compiled units."""
+    """Implements :class:`hoi_edge.pipeline.detector.StageRunner` over three compiled units."""
 
     name = "artifact"
     target = ""        # the registry's target name, for parsing --device

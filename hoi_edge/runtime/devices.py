@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from hoi_edge.errors import DeviceError
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.core.errors import DeviceError
+from hoi_edge.core.units import EXPORT_UNITS
 
 __all__ = ["DeviceError", "OrtPlan", "available_devices", "parse_devices", "split_units"]
 

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hoi_edge.errors import ArtifactError
-from hoi_edge.hashing import file_sha256
-from hoi_edge.jsonio import read_json_object
-from hoi_edge.spec import PipelineSpec
+from hoi_edge.core.errors import ArtifactError
+from hoi_edge.core.hashing import file_sha256
+from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.pipeline.spec import PipelineSpec
 from hoi_edge.targets_registry import all_precisions, get_target, target_names
 
 FORMAT = "hoi-edge/artifact"
@@ -65,7 +65,7 @@ class Manifest:
     files: dict[str, str] | None = None           # file name -> sha256; absent before format 3
     random_init: list[str] = field(default_factory=list)   # parts of the source model with random weights
     layout: str = "three-unit"                    # or "end-to-end": one network, image in -> triplets out
-    io_contract: dict[str, Any] | None = None     # end-to-end: what the app feeds and reads (hoi_edge.end_to_end_io)
+    io_contract: dict[str, Any] | None = None     # end-to-end: what the app feeds and reads (hoi_edge.pipeline.end_to_end)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 

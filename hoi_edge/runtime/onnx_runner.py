@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from hoi_edge.errors import DeviceError
+from hoi_edge.core.errors import DeviceError
 from hoi_edge.runtime.base import ArtifactRunner
 from hoi_edge.runtime.devices import OrtPlan
 

@@ -15,10 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from hoi_edge.errors import VocabularyError
-from hoi_edge.eval import (EvalConfig, GroundTruth, Predictions, ZeroShotSplit, evaluate, load_split,
-                           normalise_split_name)
-from hoi_edge.vocabulary import Vocabulary
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.eval import (
+    EvalConfig,
+    GroundTruth,
+    Predictions,
+    ZeroShotSplit,
+    evaluate,
+    load_split,
+    normalise_split_name,
+)
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
 

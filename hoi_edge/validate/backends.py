@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from hoi_edge.errors import InputFileError, WeightsError
+from hoi_edge.core.errors import InputFileError, WeightsError
 from hoi_edge.validate.latency import ARTIFACT_DEVICE
 
 REFERENCE = "reference"

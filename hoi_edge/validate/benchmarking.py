@@ -12,14 +12,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core.errors import HOIEdgeError
 from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
 from hoi_edge.validate.dataset import load_dataset
+from hoi_edge.validate.environment import CpuMeter, environment
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, describe_speedup, device_warning, speedup
-from hoi_edge.validate.environment import CpuMeter, environment
-from hoi_edge.validate.markdown import (GPU_NOTE, MEMORY_NOTE, execution_lines, fmt_mb, fmt_memory, has_gpu_memory,
-                                       md_table)
+from hoi_edge.validate.markdown import (
+    GPU_NOTE,
+    MEMORY_NOTE,
+    execution_lines,
+    fmt_mb,
+    fmt_memory,
+    has_gpu_memory,
+    md_table,
+)
 from hoi_edge.validate.measure import RunSettings
 from hoi_edge.validate.report import BackendReport
 from hoi_edge.validate.worker import run_backend, run_interleaved

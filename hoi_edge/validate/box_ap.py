@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from hoi_edge.geometry import pairwise_iou_continuous
+from hoi_edge.core.geometry import pairwise_iou_continuous
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())   # COCO's 0.50:0.05:0.95
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)                                   # COCO's 101-point interpolation
@@ -37,7 +37,7 @@ class ImageBoxes:
 
     @classmethod
     def from_instances(cls, inst) -> "ImageBoxes":
-        """The valid rows of a :class:`hoi_edge.postprocess.Instances` (what a pipeline kept)."""
+        """The valid rows of a :class:`hoi_edge.pipeline.postprocess.Instances` (what a pipeline kept)."""
         v = np.asarray(inst.valid, bool)
         return cls(np.asarray(inst.boxes, np.float64)[v], np.asarray(inst.classes, np.int64)[v],
                    np.asarray(inst.scores, np.float64)[v])

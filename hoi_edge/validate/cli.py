@@ -125,9 +125,9 @@ def validate_command(artifact_dirs, artifacts, model, data, images_dir, split, s
 def benchmark_command(artifact_dirs, artifacts, model, data, runs, device, artifact_device, mode, repeats, depth,
                       json_out, warmup, threads, quiet) -> None:
     """Latency, throughput, peak memory and size of the reference and artifacts, with speed ratios."""
-    from hoi_edge.atomic import atomic_output, check_writable
-    from hoi_edge.defaults import resolve_checkpoint
+    from hoi_edge.core.atomic import atomic_output, check_writable
     from hoi_edge.validate.benchmarking import BenchmarkConfig, benchmark
+    from hoi_edge.weights.defaults import resolve_checkpoint
 
     if data is None:
         raise click.UsageError("Missing option '--data' (the folder of images to time on).")
@@ -135,7 +135,7 @@ def benchmark_command(artifact_dirs, artifacts, model, data, runs, device, artif
         check_writable(json_out, "--json file")
     reference = resolve_checkpoint(model) if model is not None else None
     if mode == "throughput":
-        from hoi_edge.stream_bench import ThroughputConfig, benchmark_throughput
+        from hoi_edge.validate.throughput import ThroughputConfig, benchmark_throughput
 
         report = benchmark_throughput(ThroughputConfig(
             images=data, reference=reference, artifacts=list(artifacts) + list(artifact_dirs), frames=runs,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.sources import IMAGE_SUFFIXES, list_image_files
 from hoi_edge.eval import GroundTruth, load_groundtruth
-from hoi_edge.sources import IMAGE_SUFFIXES, list_image_files
 
 
 @dataclass(frozen=True)

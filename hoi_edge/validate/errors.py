@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core.errors import HOIEdgeError
 
 
 class ValidationError(HOIEdgeError):

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hoi_edge.pipeline import STAGES
+from hoi_edge.pipeline.detector import STAGES
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from hoi_edge.pipeline import STAGES
+from hoi_edge.pipeline.detector import STAGES
 from hoi_edge.validate.memory import MemoryStats
 
 MEMORY_NOTE = ("Peak RSS: high-water mark (VmHWM) of a fresh process per backend over load + warm-up + timed runs; "

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hoi_edge.eval import Predictions
-from hoi_edge.pipeline import STAGES
+from hoi_edge.pipeline.detector import STAGES
 from hoi_edge.targets_registry import TARGETS
 from hoi_edge.validate.backends import BackendSpec
 from hoi_edge.validate.errors import ValidationError
@@ -100,7 +100,7 @@ class KeptInstances:
 
     @classmethod
     def collect(cls, per_image: Sequence[tuple[int, Any]]) -> "KeptInstances":
-        """From (image index, :class:`~hoi_edge.postprocess.Instances`) pairs; padding rows dropped."""
+        """From (image index, :class:`~hoi_edge.pipeline.postprocess.Instances`) pairs; padding rows dropped."""
         cols: dict[str, list[np.ndarray]] = {"image": [np.zeros(0, np.int64)], "boxes": [np.zeros((0, 4))],
                                              "classes": [np.zeros(0, np.int64)], "scores": [np.zeros(0)],
                                              "human": [np.zeros(0, bool)]}
@@ -129,7 +129,7 @@ class KeptInstances:
 # ExecuTorch (whose Python runtime takes torch tensors) pull in PyTorch.
 # The targets' lists come from :mod:`hoi_edge.targets_registry` (runner module + preload).
 RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("torch", "hoi_edge.checkpoint", "hoi_edge.runtime.torch_runner"),
+    "pytorch": ("torch", "hoi_edge.weights.checkpoint", "hoi_edge.runtime.torch_runner"),
     **{t.name: (t.runner_module, *t.preload) for t in TARGETS.values()},
 }
 
@@ -151,20 +151,20 @@ def execution_info(detector) -> dict[str, Any] | None:
 
 
 def open_backend(spec: BackendSpec, threads: int | None):
-    """The HOIDetector for ``spec`` with ``threads`` applied to its runtime."""
+    """The detector for ``spec`` with ``threads`` applied to its runtime."""
     if spec.is_reference:
         import torch
 
-        from hoi_edge.pipeline import HOIDetector
+        from hoi_edge.loader import HOIDetector
 
         if spec.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValidationError(f"device {spec.device!r} requested for the reference, but PyTorch sees no GPU")
         if threads:
             torch.set_num_threads(threads)
         return HOIDetector.from_checkpoint(spec.path, device=spec.device)
-    from hoi_edge.runtime.artifact import load_artifact
+    from hoi_edge.loader import HOIDetector
 
-    return load_artifact(spec.path, num_threads=threads, device=spec.device)
+    return HOIDetector.from_artifact(spec.path, num_threads=threads, device=spec.device)
 
 
 def _cuda_torch(spec: BackendSpec):
@@ -251,7 +251,7 @@ class BackendSession:
                 sys.modules["torch"].set_num_threads(self._torch_threads)
 
     def warm_up(self, step=lambda: None) -> None:
-        from hoi_edge.preprocess import load_image
+        from hoi_edge.pipeline.preprocess import load_image
 
         for w in range(self.settings.warmup):
             self.detector.run(load_image(self.images[w % len(self.images)]))
@@ -259,7 +259,7 @@ class BackendSession:
 
     def time_run(self, r: int) -> float:
         """Timed run ``r`` (image ``timed[r]``); returns its seconds."""
-        from hoi_edge.preprocess import load_image
+        from hoi_edge.pipeline.preprocess import load_image
 
         i = self.timed[r]
         image = load_image(self.images[i])              # decoding is not part of the latency

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hoi_edge.atomic import atomic_output
+from hoi_edge.core.atomic import atomic_output
 from hoi_edge.validate.report import ValidationReport
 
 

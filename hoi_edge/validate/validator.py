@@ -10,13 +10,22 @@ from typing import Sequence
 
 import numpy as np
 
-from hoi_edge.atomic import atomic_output, check_writable
-from hoi_edge.errors import HOIEdgeError, VocabularyError
+from hoi_edge.core.atomic import atomic_output, check_writable
+from hoi_edge.core.errors import HOIEdgeError, VocabularyError
+from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.eval import write_predictions
 from hoi_edge.validate.accuracy import MapScores, check_vocabulary, eval_config, map_scores, resolve_split
 from hoi_edge.validate.agreement import TOP_K, compare_predictions
-from hoi_edge.validate.backends import (BackendSpec, artifact_spec, broken_spec, reference_spec, resolve_device,
-                                        resolve_threads, slug, unique_labels)
+from hoi_edge.validate.backends import (
+    BackendSpec,
+    artifact_spec,
+    broken_spec,
+    reference_spec,
+    resolve_device,
+    resolve_threads,
+    slug,
+    unique_labels,
+)
 from hoi_edge.validate.dataset import Dataset, load_dataset
 from hoi_edge.validate.environment import environment
 from hoi_edge.validate.errors import ValidationError
@@ -24,7 +33,6 @@ from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, device_warn
 from hoi_edge.validate.measure import BackendRun, RunSettings, passes_for
 from hoi_edge.validate.report import BackendReport, Thresholds, ValidationReport
 from hoi_edge.validate.worker import run_backend
-from hoi_edge.vocabulary import Vocabulary
 
 REPORT_JSON, REPORT_MD, REPORT_PNG, PREDICTIONS_DIR = "report.json", "report.md", "accuracy_latency.png", "predictions"
 
@@ -59,7 +67,7 @@ def validate(cfg: ValidateConfig) -> ValidationReport:
     Everything a user can get wrong is checked before the first backend runs (output folder,
     data, reference, artifacts' source checkpoint). An artifact that cannot be read or run is
     reported as failed and the others are still measured."""
-    from hoi_edge.defaults import resolve_checkpoint
+    from hoi_edge.weights.defaults import resolve_checkpoint
 
     if not cfg.artifacts:
         raise ValidationError("nothing to validate: give at least one artifact folder (--artifacts DIR)")
@@ -149,7 +157,7 @@ def validate(cfg: ValidateConfig) -> ValidationReport:
 def _check_sources(specs: Sequence[BackendSpec], broken: dict, allow_mismatch: bool) -> list[str]:
     """An artifact exported from another checkpoint than the reference is an error (as ``bake`` treats
     it) unless ``allow_mismatch``: comparing unrelated models says nothing about quantization."""
-    from hoi_edge.checkpoint import file_sha256
+    from hoi_edge.weights.checkpoint import file_sha256
 
     ref = specs[0]
     ref_sha = file_sha256(ref.path)

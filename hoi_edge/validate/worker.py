@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from hoi_edge import errors as _errors
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core import errors as _errors
+from hoi_edge.core.errors import HOIEdgeError
 from hoi_edge.eval import Predictions
-from hoi_edge.pipeline import STAGES
+from hoi_edge.pipeline.detector import STAGES
 from hoi_edge.validate.backends import BackendSpec
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.measure import BackendRun, BackendSession, KeptInstances, RunSettings, measure_here
@@ -234,7 +234,7 @@ def serve(request: Path, reply_fd: int) -> int:
 
 def main(argv: list[str]) -> int:
     """The child's side: read the request, measure, write the result (or the error) beside it."""
-    from hoi_edge.noise import configure
+    from hoi_edge.core.noise import configure
 
     configure()                       # the parent's --verbose choice, through the environment
     request = Path(argv[0])

@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
-
 from eval_test_helpers import H1, H2, O1, O2, make_gt, make_preds
-from hoi_edge.errors import VocabularyError
+
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.data.vocabulary import load_vocabulary
 from hoi_edge.eval import (
     EvalConfig,
     GroundTruth,
@@ -22,8 +23,6 @@ from hoi_edge.eval import (
     predictions_from_groundtruth,
     select_top_k,
 )
-from hoi_edge.vocabulary import load_vocabulary
-
 
 # --- small crafted cases -----------------------------------------------------------------
 

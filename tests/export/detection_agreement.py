@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hoi_edge.postprocess import HOIDetection
+from hoi_edge.pipeline.postprocess import HOIDetection
 
 # Final detections vs PyTorch on the 14 photos (agreement() below): minimum mean top-10
 # overlap, minimum mean IoU of matched boxes, maximum median relative score error. Measured on the tiny

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from hoi_edge.cli import main
-from hoi_edge.errors import ArtifactError, WeightsError
+from hoi_edge.core.errors import ArtifactError, WeightsError
 from hoi_edge.runtime.artifact import load_artifact
 from hoi_edge.runtime.manifest import Manifest
 
@@ -63,7 +63,7 @@ def test_rebake_keeps_the_file_hashes_true(onnx_copy, tiny_checkpoint, tmp_path)
 
 
 def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys):
-    from hoi_edge import provenance
+    from hoi_edge.core import provenance
 
     folder = artifact_factory("onnx", "fp32")
     assert Manifest.read(folder).random_init == ["detector", "clip"]     # the tiny test model is random
@@ -78,7 +78,7 @@ def test_corrupt_checkpoint_error_gives_no_unsafe_advice(tmp_path):
 
     import torch
 
-    from hoi_edge.checkpoint import read_checkpoint
+    from hoi_edge.weights.checkpoint import read_checkpoint
 
     truncated = tmp_path / "truncated.pt"
     torch.save({"a": torch.zeros(3)}, truncated)
@@ -124,8 +124,8 @@ def test_calibration_says_how_many_images_it_found(shared_data, capsys):
 
 def test_default_means_the_same_model_everywhere(onnx_copy, tiny_checkpoint, monkeypatch):
     """'default' (or no --model) is one model in bake, validate and the Python API, as in detect and export."""
-    from hoi_edge.defaults import resolve_checkpoint
-    from hoi_edge.pipeline import HOIDetector
+    from hoi_edge import HOIDetector
+    from hoi_edge.weights.defaults import resolve_checkpoint
 
     monkeypatch.setenv("HOI_EDGE_MODEL", str(tiny_checkpoint))
     assert resolve_checkpoint("default") == tiny_checkpoint

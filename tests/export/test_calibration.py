@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from compress.calibration import CalibrationConfig, list_images
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
 
 NAMES = {"HICO_test2015_00000001.jpg", "HICO_test2015_00003124.jpg"}
 

@@ -11,8 +11,8 @@ from detection_agreement import FINAL_TOLERANCE, agreement
 from compress.calibration import collect_unit_inputs, list_images
 from compress.distill import DistillConfig, PairScores, quantize_and_distill
 from compress.quantize import QuantizationConfig
+from hoi_edge import HOIDetector
 from hoi_edge.cli import main
-from hoi_edge.pipeline import HOIDetector
 from hoi_edge.runtime.manifest import Manifest
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.end_to_end_io import network_pixels
-from hoi_edge.errors import ExportError
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.preprocess import load_image
+from hoi_edge import HOIDetector
+from hoi_edge.core.errors import ExportError
+from hoi_edge.pipeline.end_to_end import network_pixels
+from hoi_edge.pipeline.preprocess import load_image
 from hoi_edge.runtime.manifest import Manifest
 from hoi_edge.targets_registry import TARGETS
 from targets.end_to_end import build_end_to_end
@@ -109,7 +109,7 @@ def test_fp32_end_to_end_matches_three_unit_pipeline(e2e_factory, same_clip_refe
     assert manifest.io_contract["input_names"] == ["image", "image_size"]
     assert manifest.io_contract["resize"] == "letterbox"
     art = HOIDetector.from_artifact(folder)          # not told the layout
-    assert type(art).__name__ == "EndToEndDetector"
+    assert art.end_to_end and not art.pipelinable
     assert assert_same_top10(art, same_clip_reference, photos, target) == len(photos) >= 10   # none vacuous
 
 
@@ -267,7 +267,7 @@ def test_bake_re_exports_the_one_network(e2e_factory, tiny_checkpoint, tiny_mode
     import shutil
 
     from compress.bake import rebake_artifact
-    from hoi_edge.errors import ArtifactError
+    from hoi_edge.core.errors import ArtifactError
     from hoi_edge.runtime.manifest import hash_files
     from hoi_edge.runtime.torch_runner import detector_from_checkpoint
 

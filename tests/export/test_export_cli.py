@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from hoi_edge import HOIDetector
 from hoi_edge.cli import main
-from hoi_edge.errors import ArtifactError, VocabularyError
-from hoi_edge.pipeline import HOIDetector
+from hoi_edge.core.errors import ArtifactError, VocabularyError
 from hoi_edge.runtime.artifact import load_artifact
 from hoi_edge.runtime.manifest import Manifest
 
@@ -29,12 +29,12 @@ def test_unknown_target_is_rejected_before_any_work(tiny_checkpoint, tmp_path):
 
 
 def test_option_errors_come_before_the_default_model_is_built(tmp_path, monkeypatch):
-    import hoi_edge.defaults
+    import hoi_edge.weights.defaults
 
     def no_model(**_):
         raise AssertionError("the default model must not be built before the options are checked")
 
-    monkeypatch.setattr(hoi_edge.defaults, "default_checkpoint", no_model)
+    monkeypatch.setattr(hoi_edge.weights.defaults, "default_checkpoint", no_model)
     res = CliRunner().invoke(main, ["export", "--target", "tflite", "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "'tflite' is not one of openvino" in res.output, res.output
     res = CliRunner().invoke(main, ["export", "--target", "openvino", "--int8", "--calib", str(tmp_path / "photos"),
@@ -116,8 +116,8 @@ def test_export_with_custom_vocab_then_rebake(tiny_checkpoint, tmp_path, shared_
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.suffix in (".xml", ".bin")} == networks
     assert not _leftovers(out)
     from compress.bake import bake_text_embeddings
-    from hoi_edge.checkpoint import load_model
-    from hoi_edge.vocabulary import load_vocabulary
+    from hoi_edge.data.vocabulary import load_vocabulary
+    from hoi_edge.weights.checkpoint import load_model
 
     fresh = bake_text_embeddings(load_model(tiny_checkpoint), load_vocabulary("hico"))
     np.testing.assert_array_equal(np.load(out / "text_embeddings.npy"), fresh)

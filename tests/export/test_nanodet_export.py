@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from compress.calibration import CalibrationConfig
-from hoi_edge.geometry import pairwise_iou_continuous
-from hoi_edge.pipeline import HOIDetector
+from hoi_edge import HOIDetector
+from hoi_edge.core.geometry import pairwise_iou_continuous
 from hoi_edge.targets_registry import TARGETS
 from targets.export import ExportConfig, export_artifact
 

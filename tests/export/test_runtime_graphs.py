@@ -12,7 +12,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from compress.onnx_qdq import ignored_node_names, optimized_op_counts, quantize_gemm_biases, torch_module_paths
-from hoi_edge.config import clip4hoi_tiny
+from hoi_edge.model.config import clip4hoi_tiny
 from hoi_edge.model.detector import DETR, MultiheadAttention
 
 

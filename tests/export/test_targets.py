@@ -16,12 +16,12 @@ import pytest
 from detection_agreement import FINAL_TOLERANCE, agreement
 
 from compress.onnx_qdq import optimized_op_counts
-from hoi_edge.errors import ArtifactError
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.preprocess import load_image
+from hoi_edge import HOIDetector
+from hoi_edge.core.errors import ArtifactError
+from hoi_edge.core.units import EXPORT_UNITS
+from hoi_edge.pipeline.preprocess import load_image
 from hoi_edge.runtime.manifest import Manifest
 from hoi_edge.targets_registry import TARGETS
-from hoi_edge.units import EXPORT_UNITS
 
 FP32 = [(t.name, "fp32") for t in TARGETS.values()]
 LOW = [(t.name, p) for t in TARGETS.values() for p in t.precisions if p != "fp32"]
@@ -177,7 +177,7 @@ def test_manifests_record_what_each_target_ran(artifact_factory):
 
 @pytest.mark.slow
 def test_manifest_describes_the_artifact(artifact_factory, tiny_checkpoint):
-    from hoi_edge.checkpoint import file_sha256
+    from hoi_edge.weights.checkpoint import file_sha256
 
     folder = artifact_factory("onnx", "fp32")
     m = Manifest.read(folder)

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from tfjs_graph_runner import run_graph
 
-from hoi_edge import weights_fetch
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.nanodet import PIXEL_MEAN_BGR, PIXEL_STD_BGR, NanoDet
 from hoi_edge.model.nanodet_official import load_nanodet_official
 from hoi_edge.model.nanodet_tfjs import load_nanodet_tfjs, nanodet_from_tfjs, read_tfjs_graph
-from tfjs_graph_runner import run_graph
+from hoi_edge.weights import fetch as weights_fetch
 
 PERSON, BUS, TIE = 0, 5, 27
 # facts doc (upstream pre-processing, score >= 0.3): (class, score, x1, y1, x2, y2) in image pixels

@@ -25,6 +25,6 @@ def photo_frames(photos):
     """The photos as RGB frames at one size, as a video's frames would be."""
     import cv2
 
-    from hoi_edge.preprocess import load_image
+    from hoi_edge.pipeline.preprocess import load_image
 
     return [cv2.resize(load_image(p), (160, 120)) for p in photos]

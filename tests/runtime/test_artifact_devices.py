@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from hoi_edge import HOIDetector
 from hoi_edge.cli import main
-from hoi_edge.errors import DeviceError
-from hoi_edge.pipeline import HOIDetector
+from hoi_edge.core.errors import DeviceError
 
 
 def _key(dets):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hoi_edge.errors import DeviceError
+from hoi_edge.core.errors import DeviceError
 from hoi_edge.runtime.devices import check_executorch_device, parse_devices, plan_onnx_providers, split_units
 
 UNITS = ("detector", "clip_image", "hoi_head")

@@ -7,13 +7,12 @@ import time
 
 import cv2
 import pytest
-
-from hoi_edge.errors import InputFileError
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.sources import Reconnect, Source, SourceStats, iter_frames
-from hoi_edge.stream import StreamStats, predict_stream, run_concurrent
-
 from mjpeg_server import MJPEGServer
+
+from hoi_edge import HOIDetector
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.sources import Reconnect, Source, SourceStats, iter_frames
+from hoi_edge.pipeline.stream import StreamStats, predict_stream, run_concurrent
 
 
 def _key(dets):
@@ -98,7 +97,7 @@ def test_a_camera_that_outruns_the_pipeline_drops_frames(runtime_artifacts, phot
     det = HOIDetector.from_artifact(runtime_artifacts["onnx"])
     slow = HOIDetector(_SlowRunner(det.runner, 0.1), det.spec, det.vocab, det.text_embeddings)
     camera = _FakeCamera(photo_frames, n=40, fps=100)
-    monkeypatch.setattr("hoi_edge.sources.open_capture", lambda source, reconnect=None: camera)
+    monkeypatch.setattr("hoi_edge.data.sources.open_capture", lambda source, reconnect=None: camera)
     stats = StreamStats()
     results = list(predict_stream(slow, iter_frames(Source.parse("camera:0")), pipelined=pipelined,
                                   drop_frames=True, stats=stats))
@@ -117,7 +116,7 @@ def test_detect_cli_reports_dropped_frames(runtime_artifacts, photo_frames, monk
     from hoi_edge.cli import main
 
     camera = _FakeCamera(photo_frames, n=30, fps=200)
-    monkeypatch.setattr("hoi_edge.sources.open_capture", lambda source, reconnect=None: camera)
+    monkeypatch.setattr("hoi_edge.data.sources.open_capture", lambda source, reconnect=None: camera)
     res = CliRunner().invoke(main, ["detect", "camera:0", "--artifact", str(runtime_artifacts["openvino"]),
                                     "--drop-frames", "--no-draw"])
     assert res.exit_code == 0, res.output
@@ -193,7 +192,7 @@ def test_benchmark_throughput_mode_puts_sync_and_pipelined_side_by_side(runtime_
 
 
 def test_throughput_report_flags_pipelined_detections_that_differ() -> None:
-    from hoi_edge.stream_bench import ThroughputReport, ThroughputResult
+    from hoi_edge.validate.throughput import ThroughputReport, ThroughputResult
 
     settings = {"images": "x", "num_images": 1, "frames": 2, "repeats": 1, "warmup": 0, "threads": 2, "depth": 2}
     result = ThroughputResult(label="openvino/int8", device="CPU", sync_ms=[10.0], concurrent_ms=[8.0],

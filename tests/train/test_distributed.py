@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hoi_edge.checkpoint import load_model, read_checkpoint
+from hoi_edge.weights.checkpoint import load_model, read_checkpoint
 from train.dataset import HICODataset
 from train.trainer import LOG_NAME, TrainConfig, Trainer
 

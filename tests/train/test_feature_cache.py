@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.checkpoint import load_model
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.weights.checkpoint import load_model
 from train.dataset import HICODataset
 from train.feature_cache import MANIFEST, build_cache, cached_dataset
 from train.forward import FROZEN_FIELDS, FrozenEncoder

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from hoi_edge.checkpoint import read_checkpoint
+from hoi_edge.weights.checkpoint import read_checkpoint
 from train.cli import train_command
 
 LABELS = Path(__file__).resolve().parents[2] / "samples" / "labels" / "photos_hoi.json"

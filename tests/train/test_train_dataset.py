@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.vocabulary import load_vocabulary
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.vocabulary import load_vocabulary
 from train.dataset import HICODataset, filter_unseen, find_data, load_annotations
 
 REPO = Path(__file__).resolve().parents[2]

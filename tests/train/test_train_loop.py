@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.checkpoint import load_model, read_checkpoint
-from hoi_edge.errors import HOIEdgeError, WeightsError
-from hoi_edge.pipeline import HOIDetector
+from hoi_edge import HOIDetector
+from hoi_edge.core.errors import HOIEdgeError, WeightsError
+from hoi_edge.weights.checkpoint import load_model, read_checkpoint
 from train.dataset import HICODataset
 from train.trainer import LOG_NAME, TrainConfig, Trainer
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from hoi_edge.postprocess import Instances, LabelMap
-from hoi_edge.runtime.torch_runner import detector_class_names
-from hoi_edge.vocabulary import load_vocabulary
+from hoi_edge.data.vocabulary import load_vocabulary
+from hoi_edge.model.detectors import detector_class_names
+from hoi_edge.pipeline.postprocess import Instances, LabelMap
 from train.dataset import ImageAnnotation
 from train.losses import HOILoss, binary_focal_loss_with_logits
 from train.targets import add_gt_instances, image_targets, pair_class_mask, pair_targets, query_boxes_xyxy

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hoi_edge.checkpoint import load_model
+from hoi_edge.weights.checkpoint import load_model
 from train.dataset import HICODataset
 from train.trainer import TrainConfig, Trainer
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from validate_test_helpers import THREADS, damage_openvino_artifact, write_self_groundtruth
 
 from targets.export import ExportConfig, export_artifact
-
-from validate_test_helpers import THREADS, damage_openvino_artifact, write_self_groundtruth
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +32,8 @@ def self_gt(tmp_path_factory, tiny_checkpoint, hico_dir) -> Path:
 
     Made the way the CLI tests run the reference (a fresh worker process, CPU, ``THREADS`` threads), so a
     detection scoring right at the GT cut cannot flip between the two runs."""
+    from hoi_edge.data.vocabulary import Vocabulary
     from hoi_edge.validate import RunSettings, load_dataset, reference_spec, run_backend
-    from hoi_edge.vocabulary import Vocabulary
 
     ds = load_dataset(hico_dir / "annotations.json")
     run = run_backend(reference_spec(tiny_checkpoint, "cpu"), ds.paths,

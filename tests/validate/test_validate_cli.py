@@ -15,10 +15,9 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from validate_test_helpers import THREADS
 
 from hoi_edge.validate.cli import THRESHOLD_EXIT_CODE, benchmark_command, validate_command
-
-from validate_test_helpers import THREADS
 
 # the reference as the self-built GT was made (see conftest.self_gt): same device and thread count
 SAME_AS_GT = ["--reference-device", "cpu", "--threads", str(THREADS)]
@@ -206,10 +205,10 @@ def test_one_corrupt_artifact_among_several_is_reported_and_the_others_measured(
 def test_reference_that_finds_nothing_cannot_pass(tmp_path, tiny_checkpoint, val_artifacts, shared_data,
                                                   monkeypatch):
     """Every image without a triplet (as with a random-init model): agreement n/a, run FAILED, unless allowed."""
-    import hoi_edge.pipeline
+    import hoi_edge.pipeline.detector
     from hoi_edge.validate import Thresholds, ValidateConfig, validate
 
-    monkeypatch.setattr(hoi_edge.pipeline, "top_detections", lambda *a, **k: [])
+    monkeypatch.setattr(hoi_edge.pipeline.detector, "top_detections", lambda *a, **k: [])
     cfg = dict(reference=tiny_checkpoint, artifacts=[val_artifacts["onnx"]], data=shared_data / "photos", limit=2,
                warmup=0, runs=1, device="cpu", progress=False, isolate=False, out=tmp_path / "val")
     report = validate(ValidateConfig(**cfg))

@@ -12,10 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
 from hoi_edge.eval import Predictions
-from hoi_edge.validate import (BackendReport, BackendSpec, LatencyStats, MapScores, MemoryStats, Thresholds,
-                               ValidationReport, compare_predictions, load_dataset, match_triplets, write_outputs)
+from hoi_edge.validate import (
+    BackendReport,
+    BackendSpec,
+    LatencyStats,
+    MapScores,
+    MemoryStats,
+    Thresholds,
+    ValidationReport,
+    compare_predictions,
+    load_dataset,
+    match_triplets,
+    write_outputs,
+)
 from hoi_edge.validate.backends import unique_labels
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.latency import describe_speedup, device_warning
@@ -333,7 +344,7 @@ def test_broken_artifact_is_reported_and_na_agreement_rendered():
 
 def test_unwritable_out_fails_before_any_work(tmp_path):
     """A --out under a regular file cannot be created: one line naming it, before anything is run."""
-    from hoi_edge.atomic import check_writable
+    from hoi_edge.core.atomic import check_writable
     from hoi_edge.validate import ValidateConfig, validate
 
     blocker = tmp_path / "a-file"

@@ -2,7 +2,7 @@
 
 The model (:mod:`hoi_edge.model.classifier`) reports its learnt constants as :class:`ScoringParams`
 and computes the same logits in torch (:func:`hoi_edge.model.classifier.clip_logits`); the runtime
-glue (:mod:`hoi_edge.postprocess`) scores with :func:`clip_logits` here. Keeping this module free of
+glue (:mod:`hoi_edge.pipeline.postprocess`) scores with :func:`clip_logits` here. Keeping this module free of
 OpenCV and of the model lets both import it without leaning on each other; a test checks the two
 forms against each other.
 """

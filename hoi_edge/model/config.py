@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Mapping, TypeVar
 
-from hoi_edge.errors import WeightsError
+from hoi_edge.core.errors import WeightsError
 
 T = TypeVar("T")
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from hoi_edge.conventions import PROBABILITIES, SCORE_KINDS, SOFTMAX_NO_OBJECT
-from hoi_edge.errors import VocabularyError
-from hoi_edge.preprocess import LETTERBOX, boxes_to_pixels
-from hoi_edge.scoring import ScoringParams, clip_logits  # noqa: F401  (ScoringParams: re-exported, its old home)
-from hoi_edge.vocabulary import Vocabulary, normalize_name
+from hoi_edge.core.conventions import PROBABILITIES, SCORE_KINDS, SOFTMAX_NO_OBJECT
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.core.scoring import ScoringParams, clip_logits  # noqa: F401  (ScoringParams: re-exported, its old home)
+from hoi_edge.data.vocabulary import Vocabulary, normalize_name
+from hoi_edge.pipeline.preprocess import LETTERBOX, boxes_to_pixels
 
 PERSON = "person"
 

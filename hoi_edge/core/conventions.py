@@ -1,7 +1,7 @@
 """Names of the conventions a detector's outputs and inputs follow, importable without torch or OpenCV.
 
 The model layer (:mod:`hoi_edge.model.detectors`) declares its families with them; the NumPy glue
-(:mod:`hoi_edge.preprocess`, :mod:`hoi_edge.postprocess`) implements them.
+(:mod:`hoi_edge.pipeline.preprocess`, :mod:`hoi_edge.pipeline.postprocess`) implements them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build the embedded HICO-DET vocabulary from the public facts in ``shared/data/hicodet``.
 
-Run ``python -m hoi_edge.hico_facts ../shared/data/hicodet`` to regenerate
+Run ``python -m hoi_edge.data.hico_facts ../shared/data/hicodet`` to regenerate
 ``hoi_edge/data/hico_det.json``; a test checks the embedded file still equals
 what this produces, so the package never drifts from the source facts.
 """
@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.vocabulary import Vocabulary, canonical_split_name, normalize_name
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.vocabulary import Vocabulary, canonical_split_name, normalize_name
 
 PROMPT_PREFIX = "a photo of a person "
 

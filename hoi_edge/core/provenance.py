@@ -10,7 +10,7 @@ _warned: set[str] = set()
 
 
 def random_init_parts(cfg: Any) -> list[str]:
-    """Parts of a :class:`~hoi_edge.config.ModelConfig` whose weights name no source (random init):
+    """Parts of a :class:`~hoi_edge.model.config.ModelConfig` whose weights name no source (random init):
     'detector' without detector weights, 'clip' without a CLIP tag or file."""
     parts = []
     if not getattr(cfg.detector, "weights", None):

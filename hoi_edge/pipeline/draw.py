@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hoi_edge.postprocess import HOIDetection
+from hoi_edge.pipeline.postprocess import HOIDetection
 
 HUMAN_COLOR = (66, 135, 245)   # RGB
 OBJECT_COLOR = (245, 130, 48)
@@ -133,7 +133,7 @@ def draw_detections(image: np.ndarray, detections: Sequence[HOIDetection], top: 
 
 def draw_prediction(image: np.ndarray, prediction: Any, top: int = 10, min_score: float = 0.0,
                     class_names: Sequence[str] = ()) -> np.ndarray:
-    """:func:`draw_detections` for a :class:`~hoi_edge.pipeline.Prediction` (triplets and instances)."""
+    """:func:`draw_detections` for a :class:`~hoi_edge.pipeline.detector.Prediction` (triplets and instances)."""
     return draw_detections(image, prediction.detections, top=top, min_score=min_score,
                            instances=prediction.instances, class_names=class_names)
 

@@ -7,7 +7,7 @@ runner's ``submit`` (OpenVINO's AsyncInferQueue over throughput streams; a worke
 ONNX Runtime and ExecuTorch, whose ``run`` releases the GIL) or, for a runner without one (the PyTorch
 reference), a worker thread per unit here. At most ``depth`` frames are in flight: memory stays bounded
 and a frame's latency stays short. Every frame goes through exactly the computations of
-:meth:`HOIDetector.run` with the same compiled networks, so the detections are the synchronous ones.
+:meth:`HOIPipeline.run` with the same compiled networks, so the detections are the synchronous ones.
 
 A live source that delivers frames faster than they are processed either queues them (OpenCV's own
 buffer: latency grows) or, with ``drop_frames``, is read on its own thread keeping only the newest frame
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from hoi_edge.pipeline import HOIDetector, Prediction
-from hoi_edge.postprocess import head_inputs
-from hoi_edge.units import EXPORT_UNITS
+from hoi_edge.core.units import EXPORT_UNITS
+from hoi_edge.pipeline.detector import HOIPipeline, Prediction
+from hoi_edge.pipeline.postprocess import head_inputs
 
 DEFAULT_DEPTH = 2
 
@@ -73,7 +73,7 @@ class _UnitSubmitter:
 class Pipeline:
     """``for index, frame, prediction in Pipeline(detector)(frames)``: overlapped, in order, bounded."""
 
-    def __init__(self, detector: HOIDetector, depth: int = DEFAULT_DEPTH) -> None:
+    def __init__(self, detector: HOIPipeline, depth: int = DEFAULT_DEPTH) -> None:
         if depth < 1:
             raise ValueError(f"pipeline depth must be >= 1, got {depth}")
         self.detector, self.depth = detector, depth
@@ -121,9 +121,9 @@ class Pipeline:
         return result
 
 
-def run_concurrent(detector: HOIDetector, image: np.ndarray) -> Prediction:
+def run_concurrent(detector: HOIPipeline, image: np.ndarray) -> Prediction:
     """One image with the detector and the CLIP image encoder running at the same time (single-image
-    latency; measured against :meth:`HOIDetector.run` by ``hoi-edge benchmark --mode throughput``)."""
+    latency; measured against :meth:`HOIPipeline.run` by ``hoi-edge benchmark --mode throughput``)."""
     if not getattr(detector, "pipelinable", True):
         return detector.run(image)
     return next(Pipeline(detector, depth=1)([(0, image)])).prediction
@@ -184,7 +184,7 @@ class LatestFrames:
         self._thread.join(timeout)
 
 
-def predict_stream(detector: HOIDetector, frames: Iterable[np.ndarray], pipelined: bool = True,
+def predict_stream(detector: HOIPipeline, frames: Iterable[np.ndarray], pipelined: bool = True,
                    drop_frames: bool = False, depth: int = DEFAULT_DEPTH,
                    stats: StreamStats | None = None) -> Iterator[StreamResult]:
     """Detections for every frame of ``frames`` (or, with ``drop_frames``, for the newest frame whenever the

@@ -1,6 +1,6 @@
 """What a pipeline needs besides the networks: sizes, input transforms, label space, detector-family facts
 and scoring constants. Stored in every artifact manifest; built from a model by
-:func:`hoi_edge.model.spec.pipeline_spec`.
+:func:`hoi_edge.runtime.torch_runner.pipeline_spec`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hoi_edge.conventions import IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, SOFTMAX_NO_OBJECT
-from hoi_edge.postprocess import Instances, LabelMap, ScoringParams, select_instances
-from hoi_edge.preprocess import Letterbox
+from hoi_edge.core.conventions import IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, SOFTMAX_NO_OBJECT
+from hoi_edge.pipeline.postprocess import Instances, LabelMap, ScoringParams, select_instances
+from hoi_edge.pipeline.preprocess import Letterbox
 
 
 @dataclass
@@ -62,7 +62,7 @@ class PipelineSpec:
 
     def select(self, scores: np.ndarray, boxes: np.ndarray, features: np.ndarray, labels: LabelMap,
                image_hw: tuple[int, int]) -> Instances:
-        """:func:`hoi_edge.postprocess.select_instances` with this pipeline's detector facts and thresholds."""
+        """:func:`hoi_edge.pipeline.postprocess.select_instances` with this pipeline's detector facts and thresholds."""
         return select_instances(scores, boxes, features, labels, image_hw, self.detector_size, self.max_instances,
                                 self.box_score_threshold, self.nms_threshold, score_kind=self.detector_score_kind,
                                 resize=self.detector_resize, max_candidates=self.nms_candidates)

@@ -9,9 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hoi_edge.conventions import (CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, LETTERBOX,  # noqa: F401
-                                  RESIZE_MODES, STRETCH)
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.conventions import CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, RESIZE_MODES, STRETCH  # noqa: F401
+from hoi_edge.core.errors import InputFileError
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -20,13 +20,13 @@ from typing import IO
 
 import numpy as np
 
-from hoi_edge.atomic import atomic_output, check_writable
-from hoi_edge.draw import draw_prediction
-from hoi_edge.errors import InputFileError
-from hoi_edge.pipeline import HOIDetector
-from hoi_edge.postprocess import HOIDetection
-from hoi_edge.sources import IMAGE_SUFFIXES, Source, SourceStats, VideoWriter, iter_frames, video_fps, write_image
-from hoi_edge.stream import StreamStats, predict_stream
+from hoi_edge.core.atomic import atomic_output, check_writable
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.sources import IMAGE_SUFFIXES, Source, SourceStats, VideoWriter, iter_frames, video_fps, write_image
+from hoi_edge.pipeline.detector import HOIPipeline
+from hoi_edge.pipeline.draw import draw_prediction
+from hoi_edge.pipeline.postprocess import HOIDetection
+from hoi_edge.pipeline.stream import StreamStats, predict_stream
 
 _GLOB_CHARS = set("*?[")
 
@@ -42,7 +42,7 @@ class DetectOptions:
     min_score: float = 0.0
     max_frames: int | None = None
     draw: bool = True
-    pipeline: bool = True          # video/camera/stream: overlap the stages (hoi_edge.stream); same detections
+    pipeline: bool = True          # video/camera/stream: overlap the stages (hoi_edge.pipeline.stream); same detections
     drop_frames: bool = False      # live sources: skip frames the pipeline has no room for (counted)
     written: list[Path] = field(default_factory=list)
     stream_stats: StreamStats = field(default_factory=StreamStats)
@@ -98,7 +98,7 @@ def detection_record(name: str, dets: list[HOIDetection], **extra: object) -> di
     return {"image": name, "detections": [d.to_dict() for d in dets], **extra}
 
 
-def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterator[tuple[str, list[HOIDetection]]]:
+def run_detect(detector: HOIPipeline, spec: str, opts: DetectOptions) -> Iterator[tuple[str, list[HOIDetection]]]:
     """Yield (image or frame name, detections) while writing the annotated output and JSON lines."""
     out = check_outputs(spec, opts)
     images = image_list(spec)
@@ -121,14 +121,14 @@ def run_detect(detector: HOIDetector, spec: str, opts: DetectOptions) -> Iterato
                 json_ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
-def _draw(detector: HOIDetector, image: np.ndarray, pred, opts: DetectOptions) -> np.ndarray:
+def _draw(detector: HOIPipeline, image: np.ndarray, pred, opts: DetectOptions) -> np.ndarray:
     return draw_prediction(image, pred, top=opts.top, min_score=opts.min_score,
                            class_names=detector.spec.detector_classes)
 
 
-def _run_images(detector: HOIDetector, spec: str, images: list[Path], out: Path | None, json_file: IO[str] | None,
+def _run_images(detector: HOIPipeline, spec: str, images: list[Path], out: Path | None, json_file: IO[str] | None,
                 opts: DetectOptions) -> Iterator[tuple[str, list[HOIDetection]]]:
-    from hoi_edge.preprocess import load_image
+    from hoi_edge.pipeline.preprocess import load_image
 
     for path in images:
         image = load_image(path)
@@ -142,7 +142,7 @@ def _run_images(detector: HOIDetector, spec: str, images: list[Path], out: Path 
         yield path.name, pred.detections
 
 
-def _run_stream(detector: HOIDetector, spec: str, out: Path | None, json_file: IO[str] | None,
+def _run_stream(detector: HOIPipeline, spec: str, out: Path | None, json_file: IO[str] | None,
                 opts: DetectOptions, state: dict[str, bool]) -> Iterator[tuple[str, list[HOIDetection]]]:
     source = Source.parse(spec)
     video = VideoWriter(out, video_fps(source)) if out and source.kind != "image" else None

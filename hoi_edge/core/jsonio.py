@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hoi_edge.errors import HOIEdgeError, InputFileError
+from hoi_edge.core.errors import HOIEdgeError, InputFileError
 
 
 def read_json_object(path: str | Path, what: str, error: type[HOIEdgeError] = InputFileError) -> dict[str, Any]:

@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 
-from hoi_edge.atomic import atomic_output
-from hoi_edge.config import ModelConfig
-from hoi_edge.errors import WeightsError
-from hoi_edge.hashing import file_sha256  # noqa: F401  (re-exported: callers import it from here)
+from hoi_edge.core.atomic import atomic_output
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.hashing import file_sha256  # noqa: F401  (re-exported: callers import it from here)
+from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.clip_encoders import quick_gelu
+from hoi_edge.model.config import ModelConfig
 from hoi_edge.model.detectors import family
 from hoi_edge.model.weights import check_state, load_strict
-from hoi_edge.vocabulary import Vocabulary, load_vocabulary
 
 FORMAT = "hoi-edge/clip4hoi"
 FORMAT_VERSION = 1

@@ -1,5 +1,6 @@
 """The app side of an end-to-end artifact (:mod:`hoi_edge.model.end_to_end`), in NumPy/OpenCV: the letterbox
-an app does before the network, and the reading of its fixed-size outputs into :class:`HOIDetection` rows.
+an app does before the network, the reading of its fixed-size outputs into :class:`HOIDetection` rows, and
+:func:`run_network`, which :class:`hoi_edge.pipeline.detector.HOIPipeline` runs for such an artifact.
 
 ``samples/end_to_end_executorch.py`` is the same contract written without hoi_edge (what an app copies);
 a test checks the two against each other.
@@ -7,12 +8,18 @@ a test checks the two against each other.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import cv2
 import numpy as np
 
-from hoi_edge.conventions import LETTERBOX, STRETCH
-from hoi_edge.postprocess import HOIDetection, Instances, LabelMap
-from hoi_edge.vocabulary import Vocabulary
+from hoi_edge.core.conventions import LETTERBOX, STRETCH
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.pipeline.postprocess import HOIDetection, Instances, LabelMap
+from hoi_edge.pipeline.preprocess import check_image, load_image
+from hoi_edge.pipeline.spec import PipelineSpec
 
 LAYOUT = "end-to-end"
 UNIT = "end_to_end"
@@ -54,7 +61,7 @@ def io_contract(resize: str) -> dict:
 def network_pixels(image: np.ndarray, size: int, resize: str = LETTERBOX) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 (H,W,3) -> the network's inputs: (1,3,S,S) float32 0..255 and (1,2) float32 (height, width).
 
-    The same resize as :class:`hoi_edge.preprocess.Letterbox` (a test checks the graph's normalised
+    The same resize as :class:`hoi_edge.pipeline.preprocess.Letterbox` (a test checks the graph's normalised
     input against it); the letterbox padding is left at 0 (the graph masks it)."""
     h, w = image.shape[:2]
     if resize == STRETCH:
@@ -90,3 +97,25 @@ def read_outputs(outputs: dict[str, np.ndarray], vocab: Vocabulary, labels: Labe
                      objects=np.where(valid, labels.to_object[safe], -1), human=valid & (safe == labels.person_class),
                      valid=valid, features=np.zeros((classes.size, 0), np.float32))
     return dets, inst
+
+
+def run_network(runner: Any, spec: PipelineSpec, vocab: Vocabulary, labels: LabelMap, image: np.ndarray | str | Path
+                ) -> tuple[list[HOIDetection], Instances, dict[str, float]]:
+    """One image through an end-to-end artifact: resize it as the I/O contract says (letterbox or stretch),
+    run the one network (``runner.call``) and read its outputs.
+
+    Stage timings: the network's time is reported as ``detector`` (it holds every network), ``clip_image``
+    and ``hoi_head`` as 0, ``postprocess`` is reading the outputs."""
+    start = time.perf_counter()
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    pixels, size = network_pixels(check_image(image), spec.detector_size, spec.detector_resize)
+    t_pre = time.perf_counter()
+    unit = runner.manifest.units[UNIT]
+    outputs = dict(zip(unit.outputs, runner.call(UNIT, pixels, size), strict=True))
+    t_net = time.perf_counter()
+    dets, inst = read_outputs(outputs, vocab, labels)
+    t_end = time.perf_counter()
+    timings = {"preprocess": t_pre - start, "detector": t_net - t_pre, "clip_image": 0.0, "hoi_head": 0.0,
+               "postprocess": t_end - t_net}
+    return dets, inst, timings

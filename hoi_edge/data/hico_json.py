@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from hoi_edge.errors import InputFileError
-from hoi_edge.jsonio import read_json_object
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.jsonio import read_json_object
 
 PAIR_FIELDS = ("boxes_h", "boxes_o", "hoi", "object")
 

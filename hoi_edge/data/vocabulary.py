@@ -3,7 +3,7 @@
 The model never hard-codes HICO-DET: everything that depends on the label space
 (prompts, object priors, evaluation splits) reads a :class:`Vocabulary`. The
 HICO-DET vocabulary ships inside the package (``data/hico_det.json``, generated
-by :mod:`hoi_edge.hico_facts`); users bring their own with a small JSON file::
+by :mod:`hoi_edge.data.hico_facts`); users bring their own with a small JSON file::
 
     {"name": "kitchen",
      "verbs": ["hold", "cut_with"],
@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import VocabularyError
-from hoi_edge.jsonio import read_json_object
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.core.jsonio import read_json_object
 
 BUILTIN_VOCABULARIES = {"hico": "hico_det.json", "hico-det": "hico_det.json"}
 

@@ -29,11 +29,11 @@ from urllib.parse import urlparse
 
 import torch
 
-from hoi_edge.checkpoint import build_model, save_checkpoint
-from hoi_edge.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny, nanodet_g
-from hoi_edge.errors import WeightsError
-from hoi_edge.paths import cache_dir  # noqa: F401  (re-exported: its historic home)
-from hoi_edge.vocabulary import load_vocabulary
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.paths import cache_dir  # noqa: F401  (re-exported: its historic home)
+from hoi_edge.data.vocabulary import load_vocabulary
+from hoi_edge.model.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny, nanodet_g
+from hoi_edge.weights.checkpoint import build_model, save_checkpoint
 
 PRETRAINED_NAME = "clip4hoi-base-zeroshot.pt"
 RANDOM_NAME = "clip4hoi-tiny-random.pt"

@@ -1,5 +1,5 @@
 """``hoi-edge benchmark --mode throughput``: frames per second over a video-like stream, the synchronous
-path next to the pipelined one (:mod:`hoi_edge.stream`), with single-image latency beside it (plain, and
+path next to the pipelined one (:mod:`hoi_edge.pipeline.stream`), with single-image latency beside it (plain, and
 with the detector and CLIP image encoder running concurrently), all measured in one run.
 
 Each backend runs in a fresh process (as ``validate`` does), with ``repeats`` rounds that alternate the
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hoi_edge.errors import HOIEdgeError
+from hoi_edge.core.errors import HOIEdgeError
 
 FORMAT = "hoi-edge/throughput"
 
@@ -92,7 +92,7 @@ class ThroughputReport:
                  md_table(head, rows), "",
                  "Latency: one image at a time (sync: the stages in turn; det ‖ CLIP: the detector and the CLIP "
                  "image encoder at the same time). Frames/s: the whole stream, one frame at a time (sync) or "
-                 "pipelined (hoi_edge.stream: OpenVINO compiled for throughput with AsyncInferQueue, a worker "
+                 "pipelined (hoi_edge.pipeline.stream: OpenVINO compiled for throughput with AsyncInferQueue, a worker "
                  "thread per unit elsewhere)."]
         ran = [(r.label, r.execution_pipelined) for r in self.results if r.execution_pipelined]
         if ran:
@@ -111,8 +111,7 @@ def _spread(values: Sequence[float], digits: int) -> str:
 
 
 def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
-    from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, \
-        unique_labels
+    from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
     from hoi_edge.validate.dataset import load_dataset
     from hoi_edge.validate.environment import environment
     from hoi_edge.validate.errors import ValidationError
@@ -139,14 +138,14 @@ def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
 
 
 def _run_isolated(spec: dict, images: list[str], cfg: ThroughputConfig, threads: int) -> ThroughputResult:
-    from hoi_edge.validate.worker import _child_env
     from hoi_edge.validate.errors import ValidationError
+    from hoi_edge.validate.worker import _child_env
 
     with tempfile.TemporaryDirectory(prefix="hoi-edge-throughput-") as tmp:
         req = Path(tmp) / "request.json"
         req.write_text(json.dumps({"spec": spec, "images": images, "frames": cfg.frames, "repeats": cfg.repeats,
                                    "warmup": cfg.warmup, "threads": threads, "depth": cfg.depth}))
-        proc = subprocess.run([sys.executable, "-m", "hoi_edge.stream_bench", str(req)], env=_child_env(),
+        proc = subprocess.run([sys.executable, "-m", "hoi_edge.validate.throughput", str(req)], env=_child_env(),
                               stdin=subprocess.DEVNULL)
         out = req.with_suffix(".result.json")
         if not out.is_file():
@@ -163,8 +162,8 @@ def measure(spec_dict: dict, images: list[str], frames: int, repeats: int, warmu
     """The body of the worker process: load the backend twice (latency- and throughput-compiled), time."""
     import cv2
 
-    from hoi_edge.preprocess import load_image
-    from hoi_edge.stream import predict_stream, run_concurrent
+    from hoi_edge.pipeline.preprocess import load_image
+    from hoi_edge.pipeline.stream import predict_stream, run_concurrent
     from hoi_edge.validate.backends import BackendSpec
     from hoi_edge.validate.measure import execution_info, open_backend
 

@@ -1,26 +1,31 @@
-"""The end-to-end HOI pipeline over any backend: preprocess -> detector -> instance selection ->
+"""The HOI pipeline over any backend: preprocess -> detector -> instance selection ->
 CLIP image encoder -> HOI head -> scoring against (baked) text embeddings.
 
 A backend only has to run the three export units (:class:`StageRunner`); the
 NumPy steps around them are shared, which is what makes an OpenVINO artifact
-and the PyTorch model comparable stage by stage.
+and the PyTorch model comparable stage by stage. An end-to-end artifact (one network, image in,
+triplets out) runs behind the same API (:mod:`hoi_edge.pipeline.end_to_end`).
+
+:class:`HOIPipeline` is built from a runner; opening a checkpoint or an artifact folder is the loader's
+job (:class:`hoi_edge.loader.HOIDetector`, the public class), which sits above the runtime, so this
+module imports no runtime.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from hoi_edge.errors import VocabularyError
-from hoi_edge.postprocess import HOIDetection, Instances, LabelMap, head_inputs, score_pairs, top_detections
-from hoi_edge.preprocess import check_image, load_image
-from hoi_edge.spec import PipelineSpec  # noqa: F401  (re-exported: its historic home)
-from hoi_edge.vocabulary import Vocabulary
+from hoi_edge.core.errors import VocabularyError
+from hoi_edge.data.vocabulary import Vocabulary
+from hoi_edge.pipeline.end_to_end import run_network
+from hoi_edge.pipeline.postprocess import HOIDetection, Instances, LabelMap, head_inputs, score_pairs, top_detections
+from hoi_edge.pipeline.preprocess import check_image, load_image
+from hoi_edge.pipeline.spec import PipelineSpec
 
 STAGES = ("preprocess", "detector", "clip_image", "hoi_head", "postprocess")
 
@@ -45,10 +50,12 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class HOIDetector:
-    """``predict(image) -> list[HOIDetection]`` for a PyTorch checkpoint or an exported artifact."""
+class HOIPipeline:
+    """``predict(image) -> list[HOIDetection]`` over a runner of the three export units (or, with
+    ``end_to_end``, of the one end-to-end network)."""
 
-    def __init__(self, runner: StageRunner, spec: PipelineSpec, vocab: Vocabulary, text_embeddings: np.ndarray) -> None:
+    def __init__(self, runner: StageRunner, spec: PipelineSpec, vocab: Vocabulary, text_embeddings: np.ndarray,
+                 end_to_end: bool = False) -> None:
         text_embeddings = np.asarray(text_embeddings, dtype=np.float32)
         if text_embeddings.ndim != 2 or text_embeddings.shape[0] != vocab.num_classes:
             raise VocabularyError(
@@ -56,6 +63,7 @@ class HOIDetector:
                 f"'{vocab.name}' with {vocab.num_classes} classes"
             )
         self.runner, self.spec, self.vocab = runner, spec, vocab
+        self.end_to_end = end_to_end
         self.text_embeddings = text_embeddings
         self.manifest: Any = None          # the artifact's Manifest when loaded from an artifact folder
         self.labels = LabelMap.build(spec.detector_classes, vocab)
@@ -67,21 +75,10 @@ class HOIDetector:
     def backend(self) -> str:
         return self.runner.name
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, vocabulary: str | Path | Vocabulary | None = None,
-                        device: str = "cpu") -> "HOIDetector":
-        """Full-precision PyTorch model from a hoi-edge checkpoint; ``vocabulary`` re-targets the classes."""
-        return _constructor("checkpoint")(path, vocabulary=vocabulary, device=device)
-
-    @classmethod
-    def from_artifact(cls, path: str | Path, device: str | None = None, num_threads: int | None = None,
-                      throughput: bool = False) -> "HOIDetector":
-        """An exported artifact folder (OpenVINO, ONNX Runtime or ExecuTorch), backend chosen by its manifest.
-
-        ``device``: one device for all units or ``detector=GPU,clip_image=NPU,hoi_head=CPU`` (OpenVINO device
-        strings, ONNX Runtime providers in priority order, ExecuTorch ``xnnpack``; see
-        :mod:`hoi_edge.runtime.devices`); ``throughput``: compile for pipelined streams (:mod:`hoi_edge.stream`)."""
-        return _constructor("artifact")(path, num_threads=num_threads, device=device, throughput=throughput)
+    @property
+    def pipelinable(self) -> bool:
+        """Whether :mod:`hoi_edge.pipeline.stream` can overlap stages: one end-to-end network has none."""
+        return not self.end_to_end
 
     def prepare(self, image: np.ndarray | str | Path) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
         """(original height and width, detector input, CLIP input) of one RGB image or image file."""
@@ -101,7 +98,10 @@ class HOIDetector:
         return top_detections(scores, inst, self.vocab, s.max_detections)
 
     def run(self, image: np.ndarray | str | Path) -> Prediction:
-        """One image through every stage in turn, timing each (:mod:`hoi_edge.stream` overlaps them)."""
+        """One image through every stage in turn, timing each (:mod:`hoi_edge.pipeline.stream` overlaps them)."""
+        if self.end_to_end:
+            dets, inst, timings = run_network(self.runner, self.spec, self.vocab, self.labels, image)
+            return Prediction(detections=dets, instances=inst, timings=timings)
         t: dict[str, float] = {}
         start = time.perf_counter()
         hw, det_in, clip_in = self.prepare(image)
@@ -119,18 +119,6 @@ class HOIDetector:
 
     def predict(self, image: np.ndarray | str | Path) -> list[HOIDetection]:
         return self.run(image).detections
-
-
-#: HOIDetector's constructors from files, as "module:function", resolved when called. They live in
-#: :mod:`hoi_edge.runtime`, the layer above this one that imports it; naming them instead of importing
-#: them keeps the dependency one-way (runtime -> pipeline), which tests/test_import_graph.py checks.
-CONSTRUCTORS = {"checkpoint": "hoi_edge.runtime.torch_runner:detector_from_checkpoint",
-                "artifact": "hoi_edge.runtime.artifact:load_artifact"}
-
-
-def _constructor(kind: str) -> Callable[..., HOIDetector]:
-    module, _, name = CONSTRUCTORS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _lap(timings: dict[str, float], start: float) -> float:

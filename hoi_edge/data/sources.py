@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hoi_edge.atomic import atomic_output
-from hoi_edge.errors import InputFileError
-from hoi_edge.preprocess import load_image
+from hoi_edge.core.atomic import atomic_output
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.pipeline.preprocess import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}

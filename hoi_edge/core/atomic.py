@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from hoi_edge.errors import InputFileError
+from hoi_edge.core.errors import InputFileError
 
 
 def _umask() -> int:

@@ -1,0 +1,82 @@
+"""What several benchmarks share: the repository on ``sys.path``, the shared data folder, the checkpoints they
+measure (the tiny test model, random-init presets) and exporting every target and precision from one.
+
+Every benchmark imports this module first (``from common import ...``), so none of them imports another
+benchmark script.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:            # running from a checkout without installing the package
+    sys.path.insert(0, str(REPO))
+SHARED = REPO.parent / "shared" / "data"
+
+from hoi_edge.targets_registry import TARGETS  # noqa: E402
+
+
+def tiny_checkpoint(work: Path) -> Path:
+    """The test suite's tiny random-init CLIP4HOI (hoi_edge.testing), saved once into ``work``."""
+    path = work / "tiny.pt"
+    if not path.is_file():
+        from hoi_edge.testing import make_tiny_model
+        from hoi_edge.weights.checkpoint import save_checkpoint
+
+        save_checkpoint(make_tiny_model(), path)
+    return path
+
+
+def random_checkpoint(work: Path, preset: str) -> Path:
+    """A random-init checkpoint of ``preset`` (no weights downloaded): sizes and latencies depend only on the
+    architecture, so this measures CLIP4HOI-base speed on a machine without its pretrained weights."""
+    path = work / f"{preset}-random.pt"
+    if not path.is_file():
+        import dataclasses
+
+        import torch
+
+        from hoi_edge.data.vocabulary import load_vocabulary
+        from hoi_edge.model.config import PRESETS
+        from hoi_edge.weights.checkpoint import build_model, save_checkpoint
+
+        torch.manual_seed(0)
+        cfg = PRESETS[preset]()
+        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None))
+        save_checkpoint(build_model(cfg, load_vocabulary("hico")), path)
+    return path
+
+
+def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,
+               reuse: bool, precisions: list[str] | None = None) -> list[tuple[Path, float]]:
+    """Every precision each target supports; ``reuse`` keeps artifacts already exported from this checkpoint."""
+    from compress.calibration import CalibrationConfig
+    from hoi_edge.runtime.manifest import Manifest
+    from hoi_edge.weights.checkpoint import file_sha256
+    from targets.export import ExportConfig, export_artifact
+
+    sha = file_sha256(checkpoint)
+    out: list[tuple[Path, float]] = []
+    for target in targets:
+        for precision in TARGETS[target].precisions:
+            if precisions and precision not in precisions:
+                continue
+            folder = work / "artifacts" / f"{target}-{precision}"
+            if reuse and folder.is_dir():
+                try:
+                    if Manifest.read(folder).source_checkpoint.get("sha256") == sha:
+                        print(f"reusing {folder}")
+                        out.append((folder, float("nan")))
+                        continue
+                except Exception:  # unreadable leftover: export again
+                    pass
+            start = time.perf_counter()
+            export_artifact(ExportConfig(
+                checkpoint=checkpoint, target=target, out=folder, precision=precision, overwrite=True,
+                calibration=CalibrationConfig(calib, max_images=calib_size) if precision == "int8" else None))
+            out.append((folder, time.perf_counter() - start))
+            print(f"exported {target}/{precision} in {out[-1][1]:.1f} s -> {folder}")
+    return out
