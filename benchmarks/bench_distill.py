@@ -5,7 +5,7 @@
 
 For each export unit: the cosine similarity to FP32 of every output of (a) NNCF post-training INT8
 OpenVINO IR and (b) the distilled INT8 IR (``compress.distill``), on calibration images the
-quantizers never saw, plus the distillation loss before/after. This is the source of the README's
+quantizers never saw, plus the distillation loss before/after. This is the source of docs/compression.md's
 distillation numbers.
 """
 

@@ -1,6 +1,6 @@
 """Export a checkpoint to every target and precision, validate every artifact against the PyTorch
-reference, and print the README table. This script is the source of every runtime number in
-the README: re-run it to reproduce them (numbers depend on the CPU; the table says which).
+reference, and print the docs table. This script is the source of every runtime number in
+docs/validation.md: re-run it to reproduce them (numbers depend on the CPU; the table says which).
 
     python benchmarks/bench_runtimes.py --model model.pt          # your checkpoint
     python benchmarks/bench_runtimes.py                           # the tiny random test model
@@ -104,7 +104,8 @@ def caption(hico: ValidationReport, photos: ValidationReport, bench: BenchmarkRe
     versions = ", ".join(f"{name} {env['versions'][name]}" for name in wanted if env["versions"].get(name))
     accuracy = ("random-init checkpoint, so no mAP columns (0 for every backend)" if random_init else
                 f"mAP on {hico.dataset['num_images']} HICO-DET test images")
-    return (f"{env['cpu']} ({env['logical_cpus']} logical CPUs), {s['threads']} threads per backend, reference on "
+    return (f"{env['cpu']} ({env['logical_cpus']} logical CPUs; {env.get('isa', 'ISA not recorded')}), "
+            f"{s['threads']} threads per backend, reference on "
             f"{s['device']}, artifacts on the CPU; latency: {s['runs']} timed runs cycling "
             f"{bench.images['num_images']} photos after {s['warmup']} warm-up runs; top-{k} agreement with the "
             f"reference on {photos.dataset['num_images']} photos; {accuracy}; Peak RSS: high-water mark of a fresh "

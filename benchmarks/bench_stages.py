@@ -32,13 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED, random_checkpoint  # noqa: E402
 
+from hoi_edge.core.cpu import cpu_info  # noqa: E402
+
 UNITS = ("detector", "clip_image", "hoi_head")
-
-#: INT8 multiply-accumulates per cycle per core, by the best integer dot-product instruction the CPU has
-#: (one 512-bit VPDPBUSD per cycle: 64; 256-bit AVX-VNNI or two 256-bit pipes: 64; AVX2 VPMADDUBSW +
-#: VPMADDWD, two multiply pipes: 32). CPUs with two full 512-bit FMA ports reach twice the VNNI figure.
-INT8_MACS_PER_CYCLE = (("amx_int8", 1024), ("avx512_vnni", 64), ("avx_vnni", 64), ("avx2", 32))
-
 
 def unit_macs(model: Any) -> dict[str, int]:
     """MACs of one call of each export unit (batch 1, the contract's static shapes)."""
@@ -63,32 +59,14 @@ def unit_macs(model: Any) -> dict[str, int]:
     return macs
 
 
-def cpu_flags() -> tuple[str, set[str], float | None, int]:
-    """(model name, flags, nominal MHz, logical CPUs) from /proc/cpuinfo (Linux)."""
-    name, flags, mhz = "unknown CPU", set(), None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and name == "unknown CPU":
-                name = value.strip()
-            elif key == "flags" and not flags:
-                flags = set(value.split())
-            elif key == "cpu MHz" and mhz is None:
-                mhz = float(value)
-    except OSError:
-        pass
-    return name, flags, mhz, os.cpu_count() or 1
-
-
 def isa_int8_peak(threads: int) -> tuple[float | None, str]:
     """(GMAC/s, how it was derived) from the CPU's flags and nominal clock; None when unknown."""
-    name, flags, mhz, _ = cpu_flags()
-    per_cycle, isa = next(((n, f) for f, n in INT8_MACS_PER_CYCLE if f in flags), (None, "none"))
-    if per_cycle is None or mhz is None:
-        return None, f"{name}: INT8 ISA or clock unknown"
-    peak = per_cycle * threads * mhz / 1000.0
-    return peak, f"{name}: {isa} ({per_cycle} INT8 MAC/cycle/core) x {threads} cores x {mhz:.0f} MHz"
+    cpu = cpu_info()
+    per_cycle = cpu.int8_macs_per_cycle
+    if per_cycle is None or cpu.mhz is None:
+        return None, f"{cpu.name}: INT8 ISA or clock unknown"
+    peak = per_cycle * threads * cpu.mhz / 1000.0
+    return peak, f"{cpu.name}: {cpu.int8_isa} ({per_cycle} INT8 MAC/cycle/core) x {threads} cores x {cpu.mhz:.0f} MHz"
 
 
 def measured_int8_peak(threads: int, m: int = 512, k: int = 2048, n: int = 2048, runs: int = 10) -> float:

@@ -135,7 +135,7 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (atomically).")
 @click.option("--end-to-end", "end_to_end", is_flag=True,
               help="One network: letterboxed image in, HOI triplets out (for apps without hoi-edge's NumPy glue; "
-                   "I/O contract in the manifest and the README). DETR detectors.")
+                   "I/O contract in the manifest and docs/export.md). DETR detectors.")
 @friendly_errors
 def export(target: str, model: str | None, out: str, precision: str | None, int8: bool, calib: str | None,
            calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float | None, quantize_all: bool,

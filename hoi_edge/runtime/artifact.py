@@ -78,7 +78,7 @@ def load_artifact(folder: str | Path, num_threads: int | None = None, verify: bo
                   factory: type[HOIPipeline] = HOIPipeline) -> HOIPipeline:
     """Load an artifact folder. ``verify`` first checks the sha256 of every file the manifest lists
     (format 3); it reads every byte once: ~1.5-3 s for a 500 MB FP32 base artifact on one core, under
-    0.1 s for the tiny one (README, "Artifacts you can trust"), small next to compiling the networks.
+    0.1 s for the tiny one (docs/export.md, "Artifacts you can trust"), small next to compiling the networks.
     ``device``: where each unit runs (:mod:`hoi_edge.runtime.devices`; default the CPU);
     ``throughput``: compile for pipelined streams (:mod:`hoi_edge.pipeline.stream`); ``factory``: the class
     built (:class:`hoi_edge.loader.HOIDetector` passes itself)."""

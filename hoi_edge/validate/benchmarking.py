@@ -15,7 +15,7 @@ import numpy as np
 from hoi_edge.core.errors import HOIEdgeError
 from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
 from hoi_edge.validate.dataset import load_dataset
-from hoi_edge.validate.environment import CpuMeter, environment
+from hoi_edge.validate.environment import CpuMeter, cpu_line, environment
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, describe_speedup, device_warning, speedup
 from hoi_edge.validate.markdown import (
@@ -102,6 +102,7 @@ class BenchmarkReport:
                  f"{s['runs']} timed runs per backend, {s['threads']} threads each; {ref}, artifacts on "
                  f"{s.get('artifact_device', ARTIFACT_DEVICE)}.",
                  "", md_table(head, rows), "", MEMORY_NOTE, *([GPU_NOTE] if gpu else []), machine_line(self.noise),
+                 cpu_line(self.environment),
                  *execution_lines(self.entries)]
         if self.ratio_lines():
             lines += ["", *self.ratio_lines()]

@@ -9,6 +9,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from hoi_edge.core.cpu import cpu_info
 from hoi_edge.targets_registry import runtime_packages
 
 #: The model side, every registered target's runtime (:mod:`hoi_edge.targets_registry`), and the NumPy glue.
@@ -16,14 +17,14 @@ VERSIONED = ("hoi-edge", "torch", *runtime_packages(), "numpy", "opencv-python-h
 
 
 def cpu_name() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return cpu
+    return cpu_info().name
+
+
+def cpu_line(env: dict[str, Any]) -> str:
+    """'Measured on AMD EPYC (2 logical CPUs; AVX-512 VNNI, AVX512-BF16).': the line every report prints beside
+    its speed and agreement numbers (INT8 speed and arithmetic depend on the ISA, :mod:`hoi_edge.core.cpu`)."""
+    return f"Measured on {env.get('cpu', 'an unknown CPU')} ({env.get('logical_cpus')} logical CPUs; " \
+           f"{env.get('isa', 'ISA not recorded')})."
 
 
 def load_average() -> float | None:
@@ -45,7 +46,7 @@ def package_versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str | None
 
 
 def environment() -> dict[str, Any]:
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(),
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_name(), "isa": cpu_info().isa_label(),
             "logical_cpus": os.cpu_count(), "load_average_1m": load_average(), "versions": package_versions()}
 
 

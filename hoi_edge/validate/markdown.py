@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from hoi_edge.pipeline.detector import STAGES
+from hoi_edge.validate.environment import cpu_line
 from hoi_edge.validate.memory import MemoryStats
 
 MEMORY_NOTE = ("Peak RSS: high-water mark (VmHWM) of a fresh process per backend over load + warm-up + timed runs; "
@@ -156,7 +157,7 @@ def render_markdown(r: Any) -> str:
         f"Data: {data}. Reference on {r.reference.spec.device}, artifacts on {s.get('artifact_device', 'cpu')}; "
         f"{s.get('threads')} threads per backend; {s.get('warmup')} warm-up + {runs} timed runs "
         f"per backend ({_passes(s.get('passes', 1))} over the images); split: {s.get('split') or '—'}.",
-        f"Thresholds: {'; '.join(limits) or 'none'}.", "",
+        f"Thresholds: {'; '.join(limits) or 'none'}.", cpu_line(r.environment), "",
         md_table(head, rows), "",
         "Median latency per stage (ms):", "",
         md_table(["Model", *STAGES, "total"],

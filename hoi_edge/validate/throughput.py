@@ -78,6 +78,7 @@ class ThroughputReport:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     def to_markdown(self) -> str:
+        from hoi_edge.validate.environment import cpu_line
         from hoi_edge.validate.markdown import md_table
 
         head = ["Model", "Device", "Latency ms (sync)", "Latency ms (det ‖ CLIP)", "Frames/s (sync)",
@@ -88,7 +89,8 @@ class ThroughputReport:
         s = self.settings
         lines = [f"{s['frames']} frames per round cycling {s['num_images']} images from {s['images']}; "
                  f"{s['repeats']} rounds per mode (median, min-max); {s['warmup']} warm-up frames; "
-                 f"{s['threads']} threads per backend; pipeline depth {s['depth']} frames.", "",
+                 f"{s['threads']} threads per backend; pipeline depth {s['depth']} frames. "
+                 + cpu_line(self.environment), "",
                  md_table(head, rows), "",
                  "Latency: one image at a time (sync: the stages in turn; det ‖ CLIP: the detector and the CLIP "
                  "image encoder at the same time). Frames/s: the whole stream, one frame at a time (sync) or "

@@ -11,7 +11,7 @@ Resolution, first hit wins:
    boxes are real, the HOI scores mean nothing; a warning says which part is which.
 5. Offline without npm: the embedded *tiny* configuration with seeded random weights. It runs
    the whole pipeline (every part, every tensor contract) but finds nothing meaningful; a warning
-   says so. See README, "Weights".
+   says so. See docs/weights.md.
 
 :func:`resolve_checkpoint` is the one function that turns what a user names (``default`` or a
 path) into a checkpoint file; every command's ``--model`` goes through it.
