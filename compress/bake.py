@@ -20,6 +20,7 @@ from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.pipeline.postprocess import LabelMap
 from hoi_edge.runtime.artifact import pair_embedding_width
 from hoi_edge.runtime.manifest import FORMAT_VERSION, MANIFEST, TEXT_EMBEDDINGS, VOCABULARY, Manifest, hash_files
+from hoi_edge.targets_registry import read_manifest
 from hoi_edge.weights.checkpoint import file_sha256, load_model
 
 
@@ -55,7 +56,7 @@ def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str 
     from hoi_edge.weights.defaults import resolve_checkpoint
 
     folder = Path(folder)
-    manifest = Manifest.read(folder)
+    manifest, _ = read_manifest(folder)
     vocab = load_vocabulary(vocabulary)
     LabelMap.build(manifest.spec.detector_classes, vocab)          # unknown objects: VocabularyError, nothing written
     checkpoint = resolve_checkpoint(checkpoint)                         # 'default': the same model as in export

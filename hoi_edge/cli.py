@@ -9,7 +9,7 @@ import click
 
 from hoi_edge import __version__
 from hoi_edge.clickutil import SuggestingChoice, friendly_errors
-from hoi_edge.targets_registry import all_precisions, target_names
+from hoi_edge.targets_registry import all_precisions, device_help, target_names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,10 +55,7 @@ vocab_option = click.option("--vocab", default=None, help="Vocabulary: 'hico' or
 @click.option("--min-score", default=0.0, show_default=True, help="Hide triplets below this score.")
 @click.option("--max-frames", type=int, default=None, help="Stop a video/camera after N frames.")
 @click.option("--device", default=None,
-              help="Where the artifact runs: an OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO, HETERO:GPU,CPU, "
-                   "MULTI:...), ONNX Runtime providers in priority order (cuda,cpu; tensorrt:fp16:cache=DIR), "
-                   "ExecuTorch xnnpack; or per unit: detector=GPU,clip_image=NPU,hoi_head=CPU. With --model: "
-                   "the PyTorch device (cpu, cuda). [default: the CPU]")
+              help=device_help() + " With --model: the PyTorch device (cpu, cuda).")
 @click.option("--sync", "sync", is_flag=True,
               help="Video/camera: run one frame at a time instead of the pipelined stream (same detections).")
 @click.option("--drop-frames", is_flag=True,
@@ -190,9 +187,9 @@ def bake(artifact: str, model: str, vocab: str) -> None:
 @friendly_errors
 def verify(artifact: str) -> None:
     """Check every file of an ARTIFACT folder against the sha256 its manifest records (also done on load)."""
-    from hoi_edge.runtime.manifest import Manifest
+    from hoi_edge.targets_registry import read_manifest
 
-    manifest = Manifest.read(artifact)
+    manifest, _ = read_manifest(artifact)
     if manifest.files is None:
         raise click.ClickException(f"{artifact}: manifest format {manifest.format_version} records no file hashes "
                                    "(re-export to get them); nothing to verify")

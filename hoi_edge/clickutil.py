@@ -35,12 +35,13 @@ def friendly_errors(fn: F) -> F:
 
 class SuggestingChoice(click.Choice):
     """A case-insensitive choice whose error suggests the nearest valid value
-    ('openvio' -> "did you mean 'openvino'?"). ``choices`` may be a function, read at each use, so a
-    registry's entries added after import (e.g. :func:`hoi_edge.targets_registry.target_names`) count."""
+    ('openvio' -> "did you mean 'openvino'?"). ``choices`` may be a function, read at each use (not when the
+    command is declared), so a registry's entries added after import count and a registry that imports torch
+    (the detector families) is read only when its command runs."""
 
     def __init__(self, choices: Sequence[str] | Callable[[], Sequence[str]]) -> None:
         self._source = choices if callable(choices) else None
-        super().__init__(list(choices() if callable(choices) else choices), case_sensitive=False)
+        super().__init__(() if callable(choices) else list(choices), case_sensitive=False)
 
     @property  # type: ignore[override]
     def choices(self) -> Sequence[str]:

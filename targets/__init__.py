@@ -1,5 +1,3 @@
-"""Export targets, one module per runtime, all following :mod:`targets.contract`."""
-
-from targets.export import ExportConfig, export_artifact
-
-__all__ = ["ExportConfig", "export_artifact"]
+"""Export targets, one module per runtime (``<name>_target.py``, an ``export_unit`` function), all following
+:mod:`targets.contract`; :mod:`targets.export` (``ExportConfig``, ``export_artifact``) drives them. Each
+target's entry in :mod:`hoi_edge.targets_registry` names its module."""

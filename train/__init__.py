@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "HICODataset": "train.dataset", "ImageAnnotation": "train.dataset", "Sample": "train.dataset",
+    "HICODataset": "train.dataset", "Sample": "train.dataset",
     "filter_unseen": "train.dataset", "load_annotations": "train.dataset",
     "HOILoss": "train.losses", "binary_focal_loss_with_logits": "train.losses",
     "add_gt_instances": "train.targets", "image_targets": "train.targets", "pair_class_mask": "train.targets",

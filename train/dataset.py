@@ -12,7 +12,7 @@ training's convention (:mod:`hoi_edge.core.geometry` says why).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from hoi_edge.core.errors import InputFileError
 from hoi_edge.core.geometry import pairwise_iou_continuous as box_iou
-from hoi_edge.data.hico_json import read_hico_json
+from hoi_edge.data.hico_json import HicoImage, read_hico_json
 from hoi_edge.pipeline.preprocess import load_image
 
 ANNOTATION_NAMES = ("annotations.json", "instances_train2015.json", "instances_trainval.json")
@@ -28,49 +28,19 @@ IMAGE_DIR_NAMES = ("images", "train2015", "images/train2015")
 DEFAULT_PAIR_IOU = 0.7
 
 
-@dataclass(frozen=True, eq=False)
-class ImageAnnotation:
-    """The GT pairs of one image; row ``i`` of every array is entry ``i``. Boxes: x1,y1,x2,y2 pixels."""
-
-    filename: str
-    size: tuple[int, int] | None          # (width, height) when the file states it
-    boxes_h: np.ndarray                   # (N,4) float32
-    boxes_o: np.ndarray                   # (N,4) float32
-    hoi: np.ndarray                       # (N,) int64, index into the HOI vocabulary
-    object: np.ndarray                    # (N,) int64, vocabulary object index
-    verb: np.ndarray                      # (N,) int64, -1 when the file has no verbs
-
-    @property
-    def num_pairs(self) -> int:
-        return int(self.hoi.shape[0])
-
-    def select(self, keep: np.ndarray) -> "ImageAnnotation":
-        return replace(self, boxes_h=self.boxes_h[keep], boxes_o=self.boxes_o[keep], hoi=self.hoi[keep],
-                       object=self.object[keep], verb=self.verb[keep])
-
-    def hflip(self, width: int) -> "ImageAnnotation":
-        """Boxes mirrored for a horizontally flipped image of ``width`` pixels."""
-        def flip(b: np.ndarray) -> np.ndarray:
-            return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1).astype(np.float32)
-        return replace(self, boxes_h=flip(self.boxes_h), boxes_o=flip(self.boxes_o))
-
-
 @dataclass
 class Sample:
     image: np.ndarray                     # RGB uint8 (H,W,3)
-    target: ImageAnnotation
+    target: HicoImage
 
 
-def load_annotations(path: str | Path) -> list[ImageAnnotation]:
+def load_annotations(path: str | Path) -> list[HicoImage]:
     """Every image of an annotation file (images without pairs included), checked entry by entry by the
     project's one HICO-JSON reader (:func:`hoi_edge.data.hico_json.read_hico_json`)."""
-    return [ImageAnnotation(filename=image.filename, size=image.size, boxes_h=image.boxes_h.astype(np.float32),
-                            boxes_o=image.boxes_o.astype(np.float32), hoi=image.hoi, object=image.object,
-                            verb=image.verb)
-            for image in read_hico_json(path, "annotation file").images]
+    return [image.as_float32() for image in read_hico_json(path, "annotation file").images]
 
 
-def same_pair(ann: ImageAnnotation, pair_iou: float = DEFAULT_PAIR_IOU) -> np.ndarray:
+def same_pair(ann: HicoImage, pair_iou: float = DEFAULT_PAIR_IOU) -> np.ndarray:
     """(N,N) bool: entries i and j annotate the same (human, object) pair (same object class, both boxes overlap)."""
     if pair_iou >= 1.0:
         eq_h = (ann.boxes_h[:, None] == ann.boxes_h[None]).all(-1)
@@ -79,8 +49,8 @@ def same_pair(ann: ImageAnnotation, pair_iou: float = DEFAULT_PAIR_IOU) -> np.nd
             & (ann.object[:, None] == ann.object[None]))
 
 
-def filter_unseen(annotations: Sequence[ImageAnnotation], unseen_hoi_ids: Iterable[int],
-                  pair_iou: float = DEFAULT_PAIR_IOU) -> list[ImageAnnotation]:
+def filter_unseen(annotations: Sequence[HicoImage], unseen_hoi_ids: Iterable[int],
+                  pair_iou: float = DEFAULT_PAIR_IOU) -> list[HicoImage]:
     """GEN-VLKT/HOICLIP ``--del_unseen``: drop every pair that carries any unseen HOI label, then empty images.
 
     Without this, a pair labelled 'hold cup' (seen) and 'drink_with cup' (unseen) would still
@@ -127,7 +97,7 @@ class HICODataset:
 
     def __init__(self, annotation_file: str | Path, image_dir: str | Path, unseen: Iterable[int] = (),
                  hflip: bool = False, pair_iou: float = DEFAULT_PAIR_IOU, check_files: bool = True,
-                 seed: int = 0, annotations: Sequence[ImageAnnotation] | None = None) -> None:
+                 seed: int = 0, annotations: Sequence[HicoImage] | None = None) -> None:
         """``annotations``: the already loaded content of ``annotation_file`` (saves parsing it twice)."""
         self.annotation_file, self.image_dir = Path(annotation_file), Path(image_dir)
         if not self.image_dir.is_dir():

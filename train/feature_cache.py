@@ -39,9 +39,10 @@ from tqdm import tqdm
 from hoi_edge.core.atomic import atomic_directory, atomic_write_text
 from hoi_edge.core.errors import InputFileError
 from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.data.hico_json import HicoImage
 from hoi_edge.runtime.torch_runner import pipeline_spec
 from train import distributed
-from train.dataset import HICODataset, ImageAnnotation
+from train.dataset import HICODataset
 from train.forward import FROZEN_FIELDS, CachedSample, FrozenEncoder, FrozenOutputs
 
 FORMAT = 1
@@ -130,7 +131,7 @@ class CachedDataset:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> CachedSample:
-        ann: ImageAnnotation = self.dataset.annotations[index]
+        ann: HicoImage = self.dataset.annotations[index]
         frozen, hw = self.cache.read(ann.filename)
         return CachedSample(frozen, hw, ann)
 

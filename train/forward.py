@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from hoi_edge.data.hico_json import HicoImage
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.pipeline.postprocess import LabelMap, head_inputs
 from hoi_edge.runtime.torch_runner import pipeline_spec
-from train.dataset import ImageAnnotation, Sample
+from train.dataset import Sample
 from train.losses import HOILoss
 from train.targets import MATCH_IOU, add_gt_instances, image_targets, pair_class_mask, pair_targets, query_boxes_xyxy
 
@@ -50,7 +51,7 @@ class CachedSample:
 
     frozen: FrozenOutputs
     image_hw: tuple[int, int]
-    target: ImageAnnotation
+    target: HicoImage
 
 
 Item = Union[Sample, CachedSample]

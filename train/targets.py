@@ -18,9 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from hoi_edge.core.geometry import pairwise_iou_continuous as box_iou
+from hoi_edge.data.hico_json import HicoImage
 from hoi_edge.pipeline.postprocess import Instances, LabelMap, feasible_pairs, pair_class_prior
 from hoi_edge.pipeline.preprocess import LETTERBOX, boxes_to_pixels
-from train.dataset import ImageAnnotation
 
 MATCH_IOU = 0.5
 
@@ -32,7 +32,7 @@ def query_boxes_xyxy(boxes: np.ndarray, image_hw: tuple[int, int], letterbox_siz
     return boxes_to_pixels(boxes, image_hw, letterbox_size, resize)
 
 
-def add_gt_instances(inst: Instances, ann: ImageAnnotation, query_boxes: np.ndarray, query_features: np.ndarray,
+def add_gt_instances(inst: Instances, ann: HicoImage, query_boxes: np.ndarray, query_features: np.ndarray,
                      labels: LabelMap, iou: float = MATCH_IOU) -> Instances:
     """Add every GT human/object box no kept instance of its kind covers (IoU >= ``iou``).
 
@@ -77,7 +77,7 @@ def _free_slot(inst: Instances, injected: np.ndarray, gts: list, iou: float) -> 
     return int(spare[np.argmin(inst.scores[spare])]) if spare.size else -1
 
 
-def pair_targets(inst: Instances, ann: ImageAnnotation, num_classes: int, iou: float = MATCH_IOU) -> np.ndarray:
+def pair_targets(inst: Instances, ann: HicoImage, num_classes: int, iou: float = MATCH_IOU) -> np.ndarray:
     """(K*K, C) multi-label targets: 1 where a GT pair of that class matches the candidate pair."""
     k = inst.valid.size
     target = np.zeros((k * k, num_classes), np.float32)
@@ -102,7 +102,7 @@ def pair_class_mask(inst: Instances, hoi_object: np.ndarray, seen: np.ndarray | 
     return mask & seen[None, :] if seen is not None else mask
 
 
-def image_targets(ann: ImageAnnotation, num_classes: int) -> np.ndarray:
+def image_targets(ann: HicoImage, num_classes: int) -> np.ndarray:
     """(C,) multi-hot: the HOI classes present in the image (targets of the global CLIP branch)."""
     target = np.zeros(num_classes, np.float32)
     target[ann.hoi] = 1.0

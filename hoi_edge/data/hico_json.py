@@ -18,7 +18,7 @@ non-negative here: their range depends on the vocabulary the caller scores again
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -33,20 +33,36 @@ PAIR_FIELDS = ("boxes_h", "boxes_o", "hoi", "object")
 
 @dataclass(frozen=True, eq=False)
 class HicoImage:
-    """The GT pairs of one image; row ``i`` of every array is entry ``i``."""
+    """The GT pairs of one image; row ``i`` of every array is entry ``i``. Boxes: x1,y1,x2,y2 pixels (float64 as
+    read; training keeps float32 copies). The one type for an image's annotations: evaluation, calibration,
+    validation and training (:mod:`train.dataset`) all use it."""
 
-    where: str                            # how errors name it: "annotation[3] (HICO_test2015_00000004.jpg)"
     filename: str
     size: tuple[int, int] | None          # (width, height) when the file states it
-    boxes_h: np.ndarray                   # (N,4) float64
-    boxes_o: np.ndarray                   # (N,4) float64
-    hoi: np.ndarray                       # (N,) int64
-    object: np.ndarray                    # (N,) int64
+    boxes_h: np.ndarray                   # (N,4)
+    boxes_o: np.ndarray                   # (N,4)
+    hoi: np.ndarray                       # (N,) int64, index into the HOI vocabulary
+    object: np.ndarray                    # (N,) int64, vocabulary object index
     verb: np.ndarray                      # (N,) int64, -1 when the file has no verbs
+    where: str = ""                       # how errors name it: "annotation[3] (HICO_test2015_00000004.jpg)"
 
     @property
     def num_pairs(self) -> int:
         return int(self.hoi.shape[0])
+
+    def select(self, keep: np.ndarray) -> "HicoImage":
+        """Only the entries ``keep`` selects (a boolean mask or indices)."""
+        return replace(self, boxes_h=self.boxes_h[keep], boxes_o=self.boxes_o[keep], hoi=self.hoi[keep],
+                       object=self.object[keep], verb=self.verb[keep])
+
+    def hflip(self, width: int) -> "HicoImage":
+        """Boxes mirrored for a horizontally flipped image of ``width`` pixels."""
+        def flip(b: np.ndarray) -> np.ndarray:
+            return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1).astype(b.dtype)
+        return replace(self, boxes_h=flip(self.boxes_h), boxes_o=flip(self.boxes_o))
+
+    def as_float32(self) -> "HicoImage":
+        return replace(self, boxes_h=self.boxes_h.astype(np.float32), boxes_o=self.boxes_o.astype(np.float32))
 
 
 @dataclass(frozen=True, eq=False)

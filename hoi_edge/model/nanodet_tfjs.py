@@ -20,14 +20,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.nanodet import NanoDet
-from hoi_edge.weights import fetch as weights_fetch
-from hoi_edge.weights.fetch import NANODET_SHA256
+from hoi_edge.weights.fetch import verify_sha256
 
 _DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 _QUANTIZED = {"float16": np.float16, "uint8": np.uint8, "uint16": np.uint16}
@@ -213,23 +213,25 @@ def _attr_ints(node: dict, key: str) -> list[int]:
 
 
 def load_nanodet_tfjs(model: NanoDet, json_path: str | os.PathLike[str],
-                      bin_path: str | os.PathLike[str] | None = None, verify_sha256: bool = True) -> None:
+                      bin_path: str | os.PathLike[str] | None = None,
+                      expected_sha256: Mapping[str, str] | None = None) -> None:
     """Fold ``model``'s batch norms and load the TF.js graph model's weights into it, checked 1:1.
 
     Nothing is written into the model unless every check passes (it is folded either way).
 
-    ``verify_sha256`` checks both files against the known release (``weights_fetch.NANODET_SHA256``);
-    turn it off only for a different, deliberately converted graph of the same architecture.
+    ``expected_sha256`` (``{"nanodet.json": ..., "nanodet.bin": ...}``, the family's release entry) checks both
+    files first; the family's loader always passes it. None only for a different, deliberately converted graph
+    of the same architecture.
     """
     json_path = Path(json_path)
-    if verify_sha256:
+    if expected_sha256 is not None:
         if not json_path.is_file():
             raise WeightsError(f"TF.js model file not found: {json_path}")
         shard = Path(bin_path) if bin_path is not None else json_path.with_name("nanodet.bin")
         if not shard.is_file():
             raise WeightsError(f"TF.js weights shard not found: {shard} (beside {json_path})")
-        weights_fetch.verify_sha256(json_path, NANODET_SHA256["nanodet.json"])
-        weights_fetch.verify_sha256(shard, NANODET_SHA256["nanodet.bin"])
+        verify_sha256(json_path, expected_sha256["nanodet.json"])
+        verify_sha256(shard, expected_sha256["nanodet.bin"])
     graph = read_tfjs_graph(json_path, bin_path)
     _check_input_size(graph, model.image_size)
     model.fold_batchnorm()

@@ -1,29 +1,49 @@
-"""Loading pretrained detector weights: official DETR checkpoints by name (downloads) or a local file."""
+"""Reading weight files safely (``torch.load`` that never unpickles code, one clear error per bad file) and
+loading them into modules strictly."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from hoi_edge.core.errors import WeightsError
 
-DETR_URLS = {
-    "detr-r50": "https://dl.fbaipublicfiles.com/detr/detr-r50-e632da11.pth",
-    "detr-r101": "https://dl.fbaipublicfiles.com/detr/detr-r101-2c7b67e5.pth",
-}
+
+def safe_torch_load(path: str | Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: a missing, damaged or code-carrying file is one
+    :class:`WeightsError` naming ``what`` and the file. The one guarded load every weights reader uses."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle/zip errors: the file is not a torch checkpoint
+        raise WeightsError(f"{what} {path} is corrupt or not a PyTorch file: {load_error_reason(exc)}") from None
+
+
+def load_error_reason(exc: Exception) -> str:
+    """torch.load's error without its advice to retry with ``weights_only=False``: that runs arbitrary
+    code from the file, which is unsafe advice for a file whose origin is unknown."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (f"it holds Python objects{what} that a hoi-edge checkpoint never contains; they are not "
+                "unpickled, since that could run code from the file")
+    if "PytorchStreamReader" in text:
+        return text.split(". ")[0].replace("PytorchStreamReader failed", "failed") + " (truncated or damaged?)"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
-    """torch.load with ``weights_only`` and a clear error for a missing or corrupt file."""
+    """The state dict in a weights file (also inside DETR's ``model`` and Lightning's ``state_dict`` wrappers)."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{what} weights file not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle/zip errors: the file is not a torch checkpoint
-        raise WeightsError(f"{what} weights file {path} is corrupt or not a PyTorch checkpoint: {exc}") from exc
+    data = safe_torch_load(path, f"{what} weights file")
     for wrapper in ("model", "state_dict"):   # DETR .pth / Lightning .ckpt and upstream NanoDet .pth
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
             data = data[wrapper]
@@ -50,16 +70,6 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) 
     module.load_state_dict(state, strict=True)
 
 
-def load_detector_weights(detector: nn.Module, spec: str) -> None:
-    """``spec`` is an official DETR name (fetched once into the torch hub cache) or a local file."""
-    if spec in DETR_URLS:
-        try:
-            state = torch.hub.load_state_dict_from_url(DETR_URLS[spec], map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise WeightsError(
-                f"cannot download detector weights '{spec}' ({exc}); offline? pass a local file with --detector-weights"
-            ) from exc
-        state = state.get("model", state)
-    else:
-        state = read_state_dict(spec, "detector")
-    load_strict(detector, state, spec)
+def load_detector_weights(detector: nn.Module, path: str | Path) -> None:
+    """A local DETR checkpoint file (the official ``.pth`` loads as is) into ``detector``, strictly."""
+    load_strict(detector, read_state_dict(path, "detector"), str(path))

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from hoi_edge.core.conventions import LETTERBOX, STRETCH
 from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.pipeline.postprocess import HOIDetection, Instances, LabelMap
-from hoi_edge.pipeline.preprocess import check_image, load_image
+from hoi_edge.pipeline.preprocess import check_image, load_image, resize_to_input
 from hoi_edge.pipeline.spec import PipelineSpec
 
 LAYOUT = "end-to-end"
@@ -64,13 +63,9 @@ def network_pixels(image: np.ndarray, size: int, resize: str = LETTERBOX) -> tup
     The same resize as :class:`hoi_edge.pipeline.preprocess.Letterbox` (a test checks the graph's normalised
     input against it); the letterbox padding is left at 0 (the graph masks it)."""
     h, w = image.shape[:2]
-    if resize == STRETCH:
-        resized = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], np.float32), np.array([[h, w]], np.float32)
-    s = size / max(h, w)
-    nh, nw = max(1, round(h * s)), max(1, round(w * s))
-    resized = cv2.resize(np.ascontiguousarray(image), (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
-    out = np.zeros((1, 3, size, size), np.float32)
+    resized = resize_to_input(image, size, resize)
+    nh, nw = resized.shape[:2]
+    out = np.zeros((1, 3, size, size), np.float32)        # stretch fills it whole; letterbox leaves 0 padding
     out[0, :, :nh, :nw] = resized.transpose(2, 0, 1)
     return out, np.array([[h, w]], np.float32)
 

@@ -63,17 +63,10 @@ class Letterbox:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """RGB uint8 (H,W,3) -> float32 (1,3,S,S) normalised; padding is 0 after normalisation (the mean colour)."""
-        h, w = image.shape[:2]
         if self.channels == "bgr":
             image = image[..., ::-1]
-        if self.resize == STRETCH:
-            # bilinear, as upstream NanoDet's warpPerspective resize
-            resized = cv2.resize(np.ascontiguousarray(image), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-            return _normalise(resized, self.mean, self.std)
-        s = self.scale(h, w)
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        resized = cv2.resize(np.ascontiguousarray(image), (nw, nh),
-                             interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
+        resized = resize_to_input(image, self.size, self.resize)
+        nh, nw = resized.shape[:2]
         out = np.zeros((1, 3, self.size, self.size), np.float32)
         out[:, :, :nh, :nw] = _normalise(resized, self.mean, self.std)
         return out
@@ -81,6 +74,20 @@ class Letterbox:
     def boxes_to_pixels(self, boxes: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
         """See :func:`boxes_to_pixels`."""
         return boxes_to_pixels(boxes, image_hw, self.size, self.resize)
+
+
+def resize_to_input(image: np.ndarray, size: int, resize: str = LETTERBOX) -> np.ndarray:
+    """The image resized as a network input of side ``size`` wants it, before padding: letterbox scales by
+    s = size / max(h, w) to (round(h*s), round(w*s)) (INTER_AREA when shrinking, INTER_LINEAR when enlarging);
+    stretch resizes to size x size (INTER_LINEAR, as upstream NanoDet). The one resize rule: the three-unit
+    pipeline and an end-to-end artifact's app side (:mod:`hoi_edge.pipeline.end_to_end`) both use it."""
+    image = np.ascontiguousarray(image)
+    if resize == STRETCH:
+        return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR if s > 1 else cv2.INTER_AREA)
 
 
 def _normalise(resized: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

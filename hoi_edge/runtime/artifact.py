@@ -16,22 +16,20 @@ from hoi_edge.pipeline.detector import HOIPipeline, StageRunner
 from hoi_edge.pipeline.end_to_end import LAYOUT as END_TO_END
 from hoi_edge.pipeline.end_to_end import UNIT as END_TO_END_UNIT
 from hoi_edge.runtime.manifest import TEXT_EMBEDDINGS, VOCABULARY, Manifest
-from hoi_edge.targets_registry import get_target
+from hoi_edge.targets_registry import Target, read_manifest, target_of
 
 REBAKE_HINT = "re-run 'hoi-edge bake --artifact ... --model ... --vocab ...'"
 
 
 def make_runner(manifest: Manifest, folder: Path, num_threads: int | None = None, device: str | None = None,
-                throughput: bool = False) -> StageRunner:
-    """The manifest's target's runner (:mod:`hoi_edge.targets_registry`), its runtime imported only now.
-
-    ``device`` and ``throughput`` (see :class:`hoi_edge.runtime.base.ArtifactRunner`) are passed only when
-    set, so a registered runner without device choice still loads with the defaults."""
-    target = get_target(manifest.target)
-    if target is None:
-        raise ArtifactError(f"{folder}: unknown target '{manifest.target}'")
-    extra = {k: v for k, v in (("device", device), ("throughput", throughput)) if v}
-    return target.load_runner()(folder, manifest, num_threads=num_threads, **extra)
+                throughput: bool = False, target: Target | None = None) -> StageRunner:
+    """The manifest's target's runner (:mod:`hoi_edge.targets_registry`), its runtime imported only now, with
+    ``device`` parsed and checked by the target (:meth:`Target.parse_devices`) for every network the artifact
+    holds. ``throughput``: see :class:`hoi_edge.runtime.base.ArtifactRunner`."""
+    target = target or target_of(manifest, folder)
+    devices = target.parse_devices(device, unit_names=tuple(manifest.units))
+    extra = {"throughput": throughput} if throughput else {}
+    return target.load_runner()(folder, manifest, num_threads=num_threads, device=device, devices=devices, **extra)
 
 
 def read_text_bank(folder: Path, manifest: Manifest) -> tuple[Vocabulary, np.ndarray]:
@@ -86,7 +84,7 @@ def load_artifact(folder: str | Path, num_threads: int | None = None, verify: bo
     from hoi_edge.core.provenance import warn_random_init
 
     folder = Path(folder)
-    manifest = Manifest.read(folder)
+    manifest, target = read_manifest(folder)
     end_to_end = manifest.layout == END_TO_END
     missing_units = ({END_TO_END_UNIT} if end_to_end else set(EXPORT_UNITS)) - set(manifest.units)
     if missing_units:
@@ -95,7 +93,7 @@ def load_artifact(folder: str | Path, num_threads: int | None = None, verify: bo
         manifest.verify_files(folder)
     vocab, text = read_text_bank(folder, manifest)
     with quiet_native_stderr():               # ExecuTorch's cpuinfo lines when its threadpool starts
-        runner = make_runner(manifest, folder, num_threads, device=device, throughput=throughput)
+        runner = make_runner(manifest, folder, num_threads, device=device, throughput=throughput, target=target)
     detector = factory(runner, manifest.spec, vocab, text, end_to_end=end_to_end)
     detector.manifest = manifest
     warn_random_init(f"artifact {folder} (exported from {manifest.source_checkpoint.get('path')})",

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from hoi_edge.core.errors import ArtifactError, DeviceError
-from hoi_edge.runtime.devices import parse_devices
 from hoi_edge.runtime.manifest import Manifest
 
 #: How many outputs each unit's StageRunner method returns (hoi_head: one array, not a tuple).
@@ -26,17 +25,21 @@ class ArtifactRunner:
     """Implements :class:`hoi_edge.pipeline.detector.StageRunner` over three compiled units."""
 
     name = "artifact"
-    target = ""        # the registry's target name, for parsing --device
 
     def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None, device: str | None = None,
-                 throughput: bool = False) -> None:
-        """``device``: see :mod:`hoi_edge.runtime.devices`; ``throughput``: compile for several requests in
-        flight (OpenVINO's THROUGHPUT hint, its CPU streams) instead of the lowest single-request latency."""
+                 throughput: bool = False, devices: dict[str, Any] | None = None) -> None:
+        """``devices``: each network's device as the target's parser made it from the user's ``device`` text
+        (:meth:`hoi_edge.targets_registry.Target.parse_devices`; the loader parses it, the runner compiles on
+        it); ``throughput``: compile for several requests in flight (OpenVINO's THROUGHPUT hint, its CPU
+        streams) instead of the lowest single-request latency."""
+        if devices is None:
+            raise TypeError(f"{type(self).__name__} needs the parsed devices: load artifacts through "
+                            "hoi_edge.runtime.artifact.make_runner / load_artifact")
         self.manifest = manifest
         self.num_threads = num_threads
         self.device = device
         self.throughput = throughput
-        self.devices = parse_devices(self.target or manifest.target, device, unit_names=tuple(manifest.units))
+        self.devices = dict(devices)
         for unit in manifest.units:       # an end-to-end artifact's one network runs where the detector would
             self.devices.setdefault(unit, self.devices.get("detector"))
         self._executors: dict[str, ThreadPoolExecutor] = {}

@@ -12,20 +12,23 @@ Syntax (one string reaches every runtime, the validator's worker processes inclu
   ``openvino:GPU`` (the OpenVINO EP's device). The CPU runs nodes the accelerator cannot only when ``cpu``
   is in the list: without it, ORT's silent CPU fallback is switched off and a missing provider is an error;
 * ExecuTorch: ``xnnpack`` (alias ``cpu``), the backend the ``.pte`` files are lowered for.
+
+Each target's entry in :mod:`hoi_edge.targets_registry` names its parser here, its default device and how to
+ask its runtime what this machine has; :meth:`hoi_edge.targets_registry.Target.parse_devices` applies them to
+every network. This module knows no target by name.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 from hoi_edge.core.errors import DeviceError
 from hoi_edge.core.units import EXPORT_UNITS
 
-__all__ = ["DeviceError", "OrtPlan", "available_devices", "parse_devices", "split_units"]
-
-DEFAULT_DEVICE = {"openvino": "CPU", "onnx": "cpu", "executorch": "xnnpack"}
+__all__ = ["DeviceError", "OrtPlan", "check_executorch_device", "check_openvino_device", "plan_onnx_providers",
+           "split_units"]
 
 
 def split_units(text: str | None, default: str, units: Sequence[str] = EXPORT_UNITS) -> dict[str, str]:
@@ -170,38 +173,3 @@ def check_executorch_device(device: str) -> str:
                           f"XNNPACK only ({d} needs its own partitioner at export and a runtime built with it); "
                           "use --device xnnpack")
     raise DeviceError(f"ExecuTorch device {device!r} is unknown (use xnnpack)")
-
-
-# --- entry point ----------------------------------------------------------------------------------
-
-def parse_devices(target: str, device: str | None, available: Sequence[str] | None = None,
-                  unit_names: Sequence[str] = EXPORT_UNITS) -> dict[str, Any]:
-    """Per-unit device choice for ``target``: an OpenVINO device string, an :class:`OrtPlan`, or ``xnnpack``.
-
-    ``available`` defaults to what the runtime reports on this machine (imported only for its target);
-    ``unit_names``: the artifact's networks (the three export units, or an end-to-end artifact's one)."""
-    if target not in DEFAULT_DEVICE:
-        if device:
-            raise DeviceError(f"--device is not supported for target {target!r}")
-        return {u: None for u in unit_names}
-    units = split_units(device, DEFAULT_DEVICE[target], unit_names)
-    if target == "executorch":
-        return {u: check_executorch_device(d) for u, d in units.items()}
-    if available is None:
-        available = available_devices(target)
-    if target == "openvino":
-        return {u: check_openvino_device(d, available) for u, d in units.items()}
-    return {u: plan_onnx_providers(d, available) for u, d in units.items()}
-
-
-def available_devices(target: str) -> list[str]:
-    """What this machine offers: ``ov.Core().available_devices`` or ``ort.get_available_providers()``."""
-    if target == "openvino":
-        import openvino as ov
-
-        return list(ov.Core().available_devices)
-    if target == "onnx":
-        import onnxruntime as ort
-
-        return list(ort.get_available_providers())
-    return ["xnnpack"]

@@ -32,13 +32,12 @@ class ExecuTorchRunner(ArtifactRunner):
     """``device``: ``xnnpack`` (the backend the .pte files are lowered for at export); others are refused."""
 
     name = "executorch"
-    target = "executorch"
 
     def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None, device: str | None = None,
-                 throughput: bool = False) -> None:
+                 throughput: bool = False, devices: dict[str, str] | None = None) -> None:
         if num_threads:
             set_executorch_threads(num_threads)
-        super().__init__(folder, manifest, num_threads, device, throughput)
+        super().__init__(folder, manifest, num_threads, device, throughput, devices)
 
     def _load(self, path: Path, device: str):
         import executorch.kernels.quantized  # noqa: F401  q/dq kernels for ops XNNPACK did not take

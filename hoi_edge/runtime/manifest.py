@@ -31,7 +31,6 @@ from hoi_edge.core.errors import ArtifactError
 from hoi_edge.core.hashing import file_sha256
 from hoi_edge.core.jsonio import read_json_object
 from hoi_edge.pipeline.spec import PipelineSpec
-from hoi_edge.targets_registry import all_precisions, get_target, target_names
 
 FORMAT = "hoi-edge/artifact"
 FORMAT_VERSION = 3
@@ -94,6 +93,9 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: str | Path) -> "Manifest":
+        """The manifest of ``folder``, its structure, file names and unit files checked. Readers of an artifact use
+        :func:`hoi_edge.targets_registry.read_manifest`, which adds the target's own checks (known target,
+        precision, companion files): the registry sits above the runtime, so this module does not consult it."""
         folder = Path(folder)
         path = folder / MANIFEST
         if not folder.is_dir():
@@ -111,32 +113,15 @@ class Manifest:
             manifest = cls(units=units, spec=spec, **data)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
-        manifest.check_values(path)
         for unit, u in manifest.units.items():
             check_plain_name(u.file, path, f"unit '{unit}' file")
         manifest.check_files(folder)
         return manifest
 
-    def check_values(self, path: Path) -> None:
-        """Target and precision must be ones this hoi-edge can run (a typo would otherwise fail much later);
-        both are checked against :mod:`hoi_edge.targets_registry`."""
-        target = get_target(self.target)
-        if target is None:
-            raise ArtifactError(f"{path}: unknown target {self.target!r} (expected one of {', '.join(target_names())})")
-        if self.precision not in all_precisions():
-            raise ArtifactError(f"{path}: unknown precision {self.precision!r} "
-                                f"(expected one of {', '.join(all_precisions())})")
-        allowed = target.precisions
-        if self.precision not in allowed:
-            raise ArtifactError(f"{path}: precision {self.precision!r} is not one of target '{self.target}' "
-                                f"({', '.join(allowed)})")
-
     def check_files(self, folder: Path) -> None:
-        target = get_target(self.target)
-        if target is None:
-            raise ArtifactError(f"{folder}: unknown target '{self.target}' in manifest")
+        """Every unit file and the text bank are there (the target's own companion files are checked by
+        :meth:`hoi_edge.targets_registry.Target.check_artifact`)."""
         needed = [u.file for u in self.units.values()] + [TEXT_EMBEDDINGS, VOCABULARY]
-        needed += [Path(u.file).with_suffix(s).name for s in target.companion_suffixes for u in self.units.values()]
         missing = [n for n in needed if not (folder / n).is_file()]
         if missing:
             raise ArtifactError(f"artifact {folder} is incomplete: missing {missing}")

@@ -16,7 +16,6 @@ from hoi_edge.runtime.devices import OrtPlan
 
 class ONNXRunner(ArtifactRunner):
     name = "onnxruntime"
-    target = "onnx"
 
     def _load(self, path: Path, plan: OrtPlan):
         opts = ort.SessionOptions()

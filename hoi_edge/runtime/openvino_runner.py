@@ -31,10 +31,9 @@ def cpu_inference_precision(artifact_precision: str, capabilities: list[str]) ->
 
 class OpenVINORunner(ArtifactRunner):
     name = "openvino"
-    target = "openvino"
 
     def __init__(self, folder: Path, manifest: Manifest, num_threads: int | None = None, device: str | None = None,
-                 throughput: bool = False) -> None:
+                 throughput: bool = False, devices: dict[str, str] | None = None) -> None:
         self._core = ov.Core()
         self._queues: dict[str, ov.AsyncInferQueue] = {}
         self._requests: dict[int, ov.InferRequest] = {}
@@ -50,7 +49,7 @@ class OpenVINORunner(ArtifactRunner):
             self._core.set_property("CPU", cpu)
         if manifest.precision == "fp32" and any(d.startswith("GPU") for d in self._core.available_devices):
             self._core.set_property("GPU", {"INFERENCE_PRECISION_HINT": "f32"})  # GPUs default to f16
-        super().__init__(folder, manifest, num_threads, device, throughput)
+        super().__init__(folder, manifest, num_threads, device, throughput, devices)
 
     def _load(self, path: Path, device: str):
         hint = "THROUGHPUT" if self.throughput else "LATENCY"

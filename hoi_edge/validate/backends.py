@@ -54,14 +54,14 @@ def reference_spec(checkpoint: str | Path, device: str = "cpu") -> BackendSpec:
 
 def artifact_spec(folder: str | Path, device: str | None = None) -> BackendSpec:
     """An exported artifact; the manifest is read and its files checked here, before any run, and so is
-    ``device`` (:mod:`hoi_edge.runtime.devices`: a device this machine lacks fails now, in one line)."""
-    from hoi_edge.runtime.devices import parse_devices
-    from hoi_edge.runtime.manifest import Manifest
+    ``device`` (:meth:`hoi_edge.targets_registry.Target.parse_devices`: a device this machine lacks fails now,
+    in one line)."""
+    from hoi_edge.targets_registry import read_manifest
 
     path = Path(folder)
-    manifest = Manifest.read(path)
+    manifest, target = read_manifest(path)
     if device:
-        parse_devices(manifest.target, device, unit_names=tuple(manifest.units))
+        target.parse_devices(device, unit_names=tuple(manifest.units))
     return BackendSpec(kind=ARTIFACT, path=path, label=f"{manifest.target}/{manifest.precision}",
                        target=manifest.target, precision=manifest.precision, device=device or ARTIFACT_DEVICE,
                        size_bytes=folder_size(path), vocabulary_fingerprint=manifest.vocabulary_fingerprint,
@@ -87,6 +87,44 @@ def unique_labels(specs: Sequence[BackendSpec]) -> list[BackendSpec]:
         used.add(label)
         out.append(replace(s, label=label))
     return out
+
+
+@dataclass
+class BackendSelection:
+    """What a benchmark measures and how: the images, the PyTorch reference and the artifacts, one thread count
+    for all, and where the reference and the artifacts run. :class:`hoi_edge.validate.benchmarking.BenchmarkConfig`
+    (latency) and :class:`hoi_edge.validate.throughput.ThroughputConfig` (streams) extend it."""
+
+    images: Path
+    reference: Path | None = None
+    artifacts: Sequence[Path] = ()
+    warmup: int = 3
+    threads: int | None = None
+    device: str = "cpu"                  # the reference's; CPU by default, so ratios compare like with like
+    artifact_device: str | None = None   # --device: where the artifacts run (Target.parse_devices)
+    progress: bool = True
+
+    def resolve(self) -> "SelectedBackends":
+        """The dataset, resolved device and threads, and every backend's spec (files and devices checked now,
+        before anything runs)."""
+        from hoi_edge.validate.dataset import load_dataset
+        from hoi_edge.validate.errors import ValidationError
+
+        if self.reference is None and not self.artifacts:
+            raise ValidationError("nothing to benchmark: give --model CKPT and/or artifact folders")
+        dataset = load_dataset(self.images)
+        device, threads = resolve_device(self.device), resolve_threads(self.threads)
+        specs = [reference_spec(self.reference, device)] if self.reference is not None else []
+        specs = unique_labels(specs + [artifact_spec(a, self.artifact_device) for a in self.artifacts])
+        return SelectedBackends(dataset=dataset, device=device, threads=threads, specs=specs)
+
+
+@dataclass
+class SelectedBackends:
+    dataset: Any                         # hoi_edge.validate.dataset.Dataset
+    device: str
+    threads: int
+    specs: list[BackendSpec]
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -7,16 +7,13 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from hoi_edge.core.errors import HOIEdgeError
-from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
-from hoi_edge.validate.dataset import load_dataset
+from hoi_edge.validate.backends import BackendSelection
 from hoi_edge.validate.environment import CpuMeter, cpu_line, environment
-from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.latency import ARTIFACT_DEVICE, LatencyStats, describe_speedup, device_warning, speedup
 from hoi_edge.validate.markdown import (
     GPU_NOTE,
@@ -35,17 +32,9 @@ FORMAT = "hoi-edge/benchmark"
 
 
 @dataclass
-class BenchmarkConfig:
-    images: Path
-    reference: Path | None = None
-    artifacts: Sequence[Path] = ()
-    warmup: int = 3
+class BenchmarkConfig(BackendSelection):
     runs: int = 20
-    threads: int | None = None
-    device: str = "cpu"       # CPU by default: the ratio then compares like with like on the edge CPU
-    artifact_device: str | None = None   # --device: where the artifacts run (hoi_edge.runtime.devices)
-    progress: bool = True
-    isolate: bool = True
+    isolate: bool = True      # each backend in a fresh process, interleaved run by run
 
 
 @dataclass
@@ -112,12 +101,8 @@ class BenchmarkReport:
 
 
 def benchmark(cfg: BenchmarkConfig) -> BenchmarkReport:
-    if cfg.reference is None and not cfg.artifacts:
-        raise ValidationError("nothing to benchmark: give --reference CKPT and/or --artifacts DIR")
-    dataset = load_dataset(cfg.images)
-    device, threads = resolve_device(cfg.device), resolve_threads(cfg.threads)
-    specs = ([reference_spec(cfg.reference, device)] if cfg.reference is not None else [])
-    specs = unique_labels(specs + [artifact_spec(a, cfg.artifact_device) for a in cfg.artifacts])
+    chosen = cfg.resolve()
+    dataset, device, threads, specs = chosen.dataset, chosen.device, chosen.threads, chosen.specs
     settings = RunSettings(warmup=cfg.warmup, runs=cfg.runs, threads=threads, progress=cfg.progress,
                            isolate=cfg.isolate)
     machine: dict[str, Any] = {}

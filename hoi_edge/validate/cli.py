@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from hoi_edge.clickutil import SuggestingChoice, deprecated_alias, friendly_errors
+from hoi_edge.targets_registry import device_help
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -27,9 +28,7 @@ def _artifact_options(fn):
                         help="Artifact folder(s); several may follow one --artifacts, or repeat it.")(fn)
 
 
-_DEVICE_HELP = ("Where the artifacts run: an OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO, HETERO:GPU,CPU, MULTI:...), "
-                "ONNX Runtime providers in priority order (cuda,cpu; tensorrt:fp16:cache=DIR,cuda,cpu), ExecuTorch "
-                "xnnpack; or per unit: detector=GPU,clip_image=NPU,hoi_head=CPU. [default: the CPU]")
+_DEVICE_HELP = device_help()
 
 
 def _common_options(fn):

@@ -15,7 +15,6 @@ OpenVINO or ONNX Runtime for those artifacts), and does so before the memory bas
 
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 import time
@@ -125,23 +124,26 @@ class KeptInstances:
         return {"boxes": self.boxes[m], "classes": self.classes[m], "scores": self.scores[m], "human": self.human[m]}
 
 
-# Modules a backend's runtime needs, imported before the memory baseline. Only the reference and
-# ExecuTorch (whose Python runtime takes torch tensors) pull in PyTorch.
-# The targets' lists come from :mod:`hoi_edge.targets_registry` (runner module + preload).
-RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("torch", "hoi_edge.weights.checkpoint", "hoi_edge.runtime.torch_runner"),
-    **{t.name: (t.runner_module, *t.preload) for t in TARGETS.values()},
-}
+def _import_reference_runtime() -> None:
+    import torch  # noqa: F401
+
+    import hoi_edge.runtime.torch_runner  # noqa: F401
+    import hoi_edge.weights.checkpoint  # noqa: F401
 
 
 def import_runtime(spec: BackendSpec) -> None:
-    """Import ``spec``'s runtime now, so the baseline RSS includes it; a missing package is left for
+    """Import ``spec``'s runtime now, so the baseline RSS includes it: the PyTorch reference's, or the target's
+    runner and what its entry in :mod:`hoi_edge.targets_registry` preloads. Only the reference and ExecuTorch
+    (whose Python runtime takes torch tensors) pull in PyTorch. A missing package is left for
     :func:`open_backend` to report in its own words."""
-    for name in RUNTIME_MODULES.get(spec.target, ()):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            return
+    try:
+        if spec.target == "pytorch":
+            _import_reference_runtime()
+        elif spec.target in TARGETS:
+            TARGETS[spec.target].load_runner()
+            TARGETS[spec.target].preload()
+    except ImportError:
+        return
 
 
 def execution_info(detector) -> dict[str, Any] | None:
@@ -180,7 +182,7 @@ def measure_here(spec: BackendSpec, images: Sequence[Path], settings: RunSetting
                  measure_memory: bool = True) -> BackendRun:
     """Load, warm up and time ``spec`` in this process (the body of the isolated worker).
 
-    PyTorch is imported only when ``spec`` needs it (see :data:`RUNTIME_MODULES`), or in a
+    PyTorch is imported only when ``spec`` needs it (see :func:`import_runtime`), or in a
     shared process (``isolate=False``) to restore its thread count afterwards."""
     from tqdm import tqdm
 

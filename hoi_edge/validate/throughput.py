@@ -11,9 +11,7 @@ is not timed). The pipelined detections are compared with the synchronous ones f
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,23 +20,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from hoi_edge.core.errors import HOIEdgeError
+from hoi_edge.validate.backends import BackendSelection
 
 FORMAT = "hoi-edge/throughput"
 
 
 @dataclass
-class ThroughputConfig:
-    images: Path
-    reference: Path | None = None
-    artifacts: Sequence[Path] = ()
+class ThroughputConfig(BackendSelection):
     frames: int = 28             # frames per timed round (the images cycled)
     repeats: int = 3             # rounds per mode, alternating sync / concurrent / pipelined
-    warmup: int = 3
-    threads: int | None = None
-    device: str = "cpu"                  # the reference's (as BenchmarkConfig / ValidateConfig)
-    artifact_device: str | None = None   # --device: where the artifacts run (hoi_edge.runtime.devices)
-    depth: int = 2                       # frames in flight in the pipelined mode
-    progress: bool = True
+    depth: int = 2               # frames in flight in the pipelined mode
 
 
 @dataclass
@@ -113,20 +104,13 @@ def _spread(values: Sequence[float], digits: int) -> str:
 
 
 def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
-    from hoi_edge.validate.backends import artifact_spec, reference_spec, resolve_device, resolve_threads, unique_labels
-    from hoi_edge.validate.dataset import load_dataset
     from hoi_edge.validate.environment import environment
     from hoi_edge.validate.errors import ValidationError
 
-    if cfg.reference is None and not cfg.artifacts:
-        raise ValidationError("nothing to benchmark: give --model CKPT and/or artifact folders")
     if cfg.frames < 2 or cfg.repeats < 1 or cfg.depth < 1:
         raise ValidationError("--runs must be >= 2 frames, repeats and --depth >= 1")
-    dataset = load_dataset(cfg.images)
-    threads = resolve_threads(cfg.threads)
-    ref_device = resolve_device(cfg.device)
-    specs = [reference_spec(cfg.reference, ref_device)] if cfg.reference is not None else []
-    specs = unique_labels(specs + [artifact_spec(a, cfg.artifact_device) for a in cfg.artifacts])
+    chosen = cfg.resolve()
+    dataset, threads, ref_device, specs = chosen.dataset, chosen.threads, chosen.device, chosen.specs
     results = []
     for spec in specs:
         if cfg.progress:
@@ -141,22 +125,21 @@ def benchmark_throughput(cfg: ThroughputConfig) -> ThroughputReport:
 
 def _run_isolated(spec: dict, images: list[str], cfg: ThroughputConfig, threads: int) -> ThroughputResult:
     from hoi_edge.validate.errors import ValidationError
-    from hoi_edge.validate.worker import _child_env
+    from hoi_edge.validate.worker import in_fresh_process
 
-    with tempfile.TemporaryDirectory(prefix="hoi-edge-throughput-") as tmp:
-        req = Path(tmp) / "request.json"
-        req.write_text(json.dumps({"spec": spec, "images": images, "frames": cfg.frames, "repeats": cfg.repeats,
-                                   "warmup": cfg.warmup, "threads": threads, "depth": cfg.depth}))
-        proc = subprocess.run([sys.executable, "-m", "hoi_edge.validate.throughput", str(req)], env=_child_env(),
-                              stdin=subprocess.DEVNULL)
+    def read(req: Path, returncode: int) -> ThroughputResult:
         out = req.with_suffix(".result.json")
         if not out.is_file():
-            raise ValidationError(f"{spec['label']} ({spec['path']}) exited with code {proc.returncode} "
+            raise ValidationError(f"{spec['label']} ({spec['path']}) exited with code {returncode} "
                                   "before reporting; see its output above")
         data = json.loads(out.read_text())
         if "error" in data:
             raise ValidationError(data["error"])
         return ThroughputResult(**data)
+
+    request = {"spec": spec, "images": images, "frames": cfg.frames, "repeats": cfg.repeats, "warmup": cfg.warmup,
+               "threads": threads, "depth": cfg.depth}
+    return in_fresh_process("hoi_edge.validate.throughput", request, read)
 
 
 def measure(spec_dict: dict, images: list[str], frames: int, repeats: int, warmup: int, threads: int,

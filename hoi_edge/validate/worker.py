@@ -18,7 +18,7 @@ import tempfile
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ from hoi_edge.validate.backends import BackendSpec
 from hoi_edge.validate.errors import ValidationError
 from hoi_edge.validate.measure import BackendRun, BackendSession, KeptInstances, RunSettings, measure_here
 from hoi_edge.validate.memory import MemoryStats
+
+T = TypeVar("T")
 
 # NumPy's BLAS runs only the tiny matrices of the shared post-processing. A second thread pool
 # beside the runtime's oversubscribes the cores: on 2 cores, post-processing took 13-37 ms
@@ -54,14 +56,20 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_isolated(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
+def in_fresh_process(module: str, request: dict[str, Any], read: Callable[[Path, int], T]) -> T:
+    """Run ``python -m module REQUEST`` in a fresh process on ``request`` (written as JSON into a temporary
+    folder) and return ``read(request path, exit code)``, which reads what the child wrote beside the request.
+    The one way every measurement (latency, throughput) leaves the parent's process."""
     with tempfile.TemporaryDirectory(prefix="hoi-edge-measure-") as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"spec": spec.to_dict(), "images": [str(p) for p in images],
-                                       "settings": asdict(settings)}))
-        proc = subprocess.run([sys.executable, "-m", "hoi_edge.validate.worker", str(request)],
-                              env=_child_env(), stdin=subprocess.DEVNULL)
-        return read_result(request, spec, proc.returncode)
+        path = Path(tmp) / "request.json"
+        path.write_text(json.dumps(request))
+        proc = subprocess.run([sys.executable, "-m", module, str(path)], env=_child_env(), stdin=subprocess.DEVNULL)
+        return read(path, proc.returncode)
+
+
+def run_isolated(spec: BackendSpec, images: Sequence[Path], settings: RunSettings) -> BackendRun:
+    request = {"spec": spec.to_dict(), "images": [str(p) for p in images], "settings": asdict(settings)}
+    return in_fresh_process("hoi_edge.validate.worker", request, lambda path, code: read_result(path, spec, code))
 
 
 def result_paths(request: Path) -> tuple[Path, Path]:

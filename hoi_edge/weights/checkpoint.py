@@ -7,7 +7,6 @@ the config (an open_clip tag or file; a detector name or file, see model/detecto
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.clip_encoders import quick_gelu
 from hoi_edge.model.config import ModelConfig
 from hoi_edge.model.detectors import family
-from hoi_edge.model.weights import check_state, load_strict
+from hoi_edge.model.weights import check_state, load_strict, safe_torch_load
 
 FORMAT = "hoi-edge/clip4hoi"
 FORMAT_VERSION = 1
@@ -64,32 +63,12 @@ def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = Tr
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"checkpoint {path} is corrupt or not a PyTorch file: {load_error_reason(exc)}") from None
+    data = safe_torch_load(path, "checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightsError(f"{path} is not a hoi-edge checkpoint (expected format '{FORMAT}')")
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise WeightsError(f"checkpoint {path} has format version {data['format_version']}; upgrade hoi-edge")
     return data
-
-
-def load_error_reason(exc: Exception) -> str:
-    """torch.load's error without its advice to retry with ``weights_only=False``: that runs arbitrary
-    code from the file, which is unsafe advice for a file whose origin is unknown."""
-    text = str(exc)
-    if "Weights only load failed" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return (f"it holds Python objects{what} that a hoi-edge checkpoint never contains; they are not "
-                "unpickled, since that could run code from the file")
-    if "PytorchStreamReader" in text:
-        return text.split(". ")[0].replace("PytorchStreamReader failed", "failed") + " (truncated or damaged?)"
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = None) -> CLIP4HOI:

@@ -32,7 +32,8 @@ import torch
 from hoi_edge.core.errors import WeightsError
 from hoi_edge.core.paths import cache_dir  # noqa: F401  (re-exported: its historic home)
 from hoi_edge.data.vocabulary import load_vocabulary
-from hoi_edge.model.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny, nanodet_g
+from hoi_edge.model.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny
+from hoi_edge.model.detectors import FAMILIES, family_of_weights_file
 from hoi_edge.weights.checkpoint import build_model, save_checkpoint
 
 PRETRAINED_NAME = "clip4hoi-base-zeroshot.pt"
@@ -66,33 +67,15 @@ def resolve_checkpoint(name_or_path: str | Path | None = DEFAULT_NAME, clip_weig
     return path
 
 
-def detector_weights_family(path: str | Path) -> str:
-    """Which detector family a weights file is for: NanoDet for a TF.js ``.json`` or an official NanoDet
-    ``.ckpt``/``.pth`` (keys with ``gfl_cls``), DETR otherwise (the official ``.pth``)."""
-    path = Path(path)
-    if path.suffix.lower() in (".json", ".ckpt"):
-        return "nanodet"
-    if path.is_file():
-        from hoi_edge.model.weights import read_state_dict
-
-        try:
-            state = read_state_dict(path, "detector")
-        except WeightsError:
-            return "detr"            # let the DETR loader report what is wrong with the file
-        if any("gfl_cls" in k for k in state):
-            return "nanodet"
-    return "detr"
-
-
 def checkpoint_from_weights(clip_weights: str | None, detector_weights: str | None) -> Path:
-    """CLIP4HOI-base (or its NanoDet variant, chosen by the detector file) from local weight files (offline
-    machines); cached per file identity. CLIP comes from ``clip_weights`` or the ``openai`` tag (downloads)."""
+    """CLIP4HOI-base from local weight files (offline machines), its detector of the family that recognises the
+    detector file (:func:`hoi_edge.model.detectors.family_of_weights_file`); cached per file identity. CLIP comes
+    from ``clip_weights`` or the ``openai`` tag (downloads)."""
     cfg = pretrained_config()
     if clip_weights:
         cfg.clip.pretrained = str(Path(clip_weights).resolve())
     if detector_weights:
-        if detector_weights_family(detector_weights) == "nanodet":
-            cfg.detector = nanodet_g()
+        cfg.detector = FAMILIES[family_of_weights_file(detector_weights)].default_config()
         cfg.detector.weights = str(Path(detector_weights).resolve())
     key = hashlib.sha256(repr((cfg.clip.pretrained, cfg.detector.weights, _mtime(clip_weights),
                                _mtime(detector_weights))).encode()).hexdigest()[:12]

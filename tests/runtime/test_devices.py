@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hoi_edge.core.errors import DeviceError
-from hoi_edge.runtime.devices import check_executorch_device, parse_devices, plan_onnx_providers, split_units
+from hoi_edge.runtime.devices import check_executorch_device, plan_onnx_providers, split_units
+from hoi_edge.targets_registry import parse_devices
 
 UNITS = ("detector", "clip_image", "hoi_head")
 

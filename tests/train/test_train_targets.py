@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from hoi_edge.data.hico_json import HicoImage
 from hoi_edge.data.vocabulary import load_vocabulary
 from hoi_edge.model.detectors import detector_class_names
 from hoi_edge.pipeline.postprocess import Instances, LabelMap
-from train.dataset import ImageAnnotation
 from train.losses import HOILoss, binary_focal_loss_with_logits
 from train.targets import add_gt_instances, image_targets, pair_class_mask, pair_targets, query_boxes_xyxy
 
@@ -38,9 +38,9 @@ def instances(boxes, objects, scores=None, k: int = 4) -> Instances:
     return inst
 
 
-def annotation(boxes_h, boxes_o, hois) -> ImageAnnotation:
+def annotation(boxes_h, boxes_o, hois) -> HicoImage:
     hoi = np.asarray(hois, np.int64)
-    return ImageAnnotation("x.jpg", (100, 100), np.asarray(boxes_h, np.float32).reshape(-1, 4),
+    return HicoImage("x.jpg", (100, 100), np.asarray(boxes_h, np.float32).reshape(-1, 4),
                            np.asarray(boxes_o, np.float32).reshape(-1, 4), hoi, VOCAB.hoi_object[hoi],
                            np.full(hoi.shape, -1))
 
