@@ -80,3 +80,14 @@ def test_detector_weight_file_loads_and_bad_files_are_clear_errors(tmp_path):
         load_detector_weights(DETR(cfg), str(tmp_path / "junk.pth"))
     with pytest.raises(WeightsError, match="do not fit the model"):
         load_detector_weights(DETR(DetectorConfig(backbone="resnet18")), str(tmp_path / "detr.pth"))
+
+
+def test_the_same_model_saves_to_the_same_bytes(tmp_path, tiny_model):
+    """Checkpoints are reproducible (manifests and bake compare their sha256): the temp name a save goes
+    through must not end up inside the file."""
+    from hoi_edge.core.hashing import file_sha256
+    from hoi_edge.weights.checkpoint import save_checkpoint
+
+    a = save_checkpoint(tiny_model, tmp_path / "a" / "tiny.pt")
+    b = save_checkpoint(tiny_model, tmp_path / "b" / "other-name.pt")
+    assert file_sha256(a) == file_sha256(b)

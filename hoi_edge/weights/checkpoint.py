@@ -56,8 +56,10 @@ def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = Tr
         "vocabulary": model.vocab.to_dict(), "includes_frozen": include_frozen,
         "state_dict": state, "extra": extra or {},
     }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        # through a handle: torch.save names the archive after a path's stem, and the temp name is random, so
+        # the same model would give different bytes (and sha256s, which manifests and bake compare) every save
+        torch.save(payload, handle)
     return path
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from export_cache import export_cached
 
 from compress.calibration import CalibrationConfig
-from targets.export import ExportConfig, export_artifact
+from targets.export import ExportConfig
 
 CALIB_IMAGES = 6
 
@@ -26,7 +27,7 @@ def artifact_factory(tmp_path_factory, tiny_checkpoint, calibration):
     def get(target: str, precision: str) -> Path:
         key = (target, precision)
         if key not in made:
-            made[key] = export_artifact(ExportConfig(
+            made[key] = export_cached(ExportConfig(
                 checkpoint=tiny_checkpoint, target=target, out=root / f"{target}-{precision}", precision=precision,
                 calibration=calibration if precision == "int8" else None), progress=False)
         return made[key]

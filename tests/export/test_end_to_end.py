@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_cache import export_cached
 
 from hoi_edge import HOIDetector
 from hoi_edge.core.errors import ExportError
@@ -24,7 +25,7 @@ from hoi_edge.pipeline.preprocess import load_image
 from hoi_edge.runtime.manifest import Manifest
 from hoi_edge.targets_registry import TARGETS
 from targets.end_to_end import build_end_to_end
-from targets.export import ExportConfig, check_config, export_artifact
+from targets.export import ExportConfig, check_config
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "end_to_end_executorch.py"
@@ -38,7 +39,7 @@ def e2e_factory(tmp_path_factory, tiny_checkpoint, calibration):
 
     def get(target: str, precision: str) -> Path:
         if (target, precision) not in made:
-            made[target, precision] = export_artifact(ExportConfig(
+            made[target, precision] = export_cached(ExportConfig(
                 checkpoint=tiny_checkpoint, target=target, out=root / f"{target}-{precision}", precision=precision,
                 calibration=calibration if precision == "int8" else None, end_to_end=True), progress=False)
         return made[target, precision]
@@ -120,7 +121,7 @@ def nanodet_e2e(tmp_path_factory, nanodet_checkpoint):
 
     def get(target: str) -> Path:
         if target not in made:
-            made[target] = export_artifact(ExportConfig(checkpoint=nanodet_checkpoint, target=target,
+            made[target] = export_cached(ExportConfig(checkpoint=nanodet_checkpoint, target=target,
                                                         out=root / target, end_to_end=True), progress=False)
         return made[target]
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from export_cache import export_cached
 
 from compress.calibration import CalibrationConfig
 from hoi_edge import HOIDetector
 from hoi_edge.core.geometry import pairwise_iou_continuous
 from hoi_edge.targets_registry import TARGETS
-from targets.export import ExportConfig, export_artifact
+from targets.export import ExportConfig
 
 CALIB_IMAGES = 3
 
@@ -29,7 +30,7 @@ def nanodet_artifacts(tmp_path_factory, nanodet_checkpoint, shared_data):
     def get(target: str, precision: str) -> Path:
         if (target, precision) not in made:
             calib = CalibrationConfig(shared_data / "photos", max_images=CALIB_IMAGES) if precision == "int8" else None
-            made[target, precision] = export_artifact(ExportConfig(
+            made[target, precision] = export_cached(ExportConfig(
                 checkpoint=nanodet_checkpoint, target=target, out=root / f"{target}-{precision}",
                 precision=precision, calibration=calib), progress=False)
         return made[target, precision]

@@ -13,11 +13,13 @@ sys.path.insert(0, str(Path(__file__).parent))     # mjpeg_server
 
 @pytest.fixture(scope="session")
 def runtime_artifacts(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
-    from targets.export import ExportConfig, export_artifact
+    from export_cache import export_cached
+
+    from targets.export import ExportConfig
 
     root = tmp_path_factory.mktemp("runtime-artifacts")
-    return {t: export_artifact(ExportConfig(checkpoint=tiny_checkpoint, target=t, out=root / f"{t}-fp32"),
-                               progress=False) for t in ("openvino", "onnx")}
+    return {t: export_cached(ExportConfig(checkpoint=tiny_checkpoint, target=t, out=root / f"{t}-fp32"),
+                             progress=False) for t in ("openvino", "onnx")}
 
 
 @pytest.fixture(scope="session")

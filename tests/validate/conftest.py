@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from export_cache import export_cached
 from validate_test_helpers import THREADS, damage_openvino_artifact, write_self_groundtruth
 
-from targets.export import ExportConfig, export_artifact
+from targets.export import ExportConfig
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +20,8 @@ def hico_dir(shared_data) -> Path:
 def val_artifacts(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
     """FP32 exports of the tiny checkpoint (they reproduce the reference) and a damaged OpenVINO copy."""
     root = tmp_path_factory.mktemp("val-artifacts")
-    made = {t: export_artifact(ExportConfig(checkpoint=tiny_checkpoint, target=t, out=root / f"{t}-fp32"),
-                               progress=False) for t in ("openvino", "onnx")}
+    made = {t: export_cached(ExportConfig(checkpoint=tiny_checkpoint, target=t, out=root / f"{t}-fp32"),
+                             progress=False) for t in ("openvino", "onnx")}
     made["damaged"] = damage_openvino_artifact(made["openvino"], root / "openvino-damaged", units=("hoi_head",))
     return made
 
