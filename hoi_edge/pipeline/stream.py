@@ -7,7 +7,9 @@ runner's ``submit`` (OpenVINO's AsyncInferQueue over throughput streams; a worke
 ONNX Runtime and ExecuTorch, whose ``run`` releases the GIL) or, for a runner without one (the PyTorch
 reference), a worker thread per unit here. At most ``depth`` frames are in flight: memory stays bounded
 and a frame's latency stays short. Every frame goes through exactly the computations of
-:meth:`HOIPipeline.run` with the same compiled networks, so the detections are the synchronous ones.
+:meth:`HOIPipeline.run` with the same compiled networks, so the detections are the synchronous ones. Each
+frame keeps the text bank it started with (a server may swap the vocabulary meanwhile), and a source that
+fails still gets its frames in flight finished before its error is raised.
 
 A live source that delivers frames faster than they are processed either queues them (OpenCV's own
 buffer: latency grows) or, with ``drop_frames``, is read on its own thread keeping only the newest frame
@@ -85,13 +87,24 @@ class Pipeline:
         units = _UnitSubmitter(self.detector.runner)
         head = ThreadPoolExecutor(1, thread_name_prefix="hoi-edge-head")   # one at a time: in order
         pending: deque[tuple[int, np.ndarray, Future]] = deque()
+        source = iter(frames)
+        failure: Exception | None = None
         try:
-            for index, frame in frames:
+            while True:
+                try:
+                    index, frame = next(source)
+                except StopIteration:
+                    break
+                except Exception as exc:   # noqa: BLE001 - the source died: the frames in flight still finish
+                    failure = exc
+                    break
                 pending.append((index, frame, self._start(units, head, frame)))
                 if len(pending) >= self.depth:
                     yield self._collect(pending, stats)
             while pending:
                 yield self._collect(pending, stats)
+            if failure is not None:
+                raise failure
         finally:
             for _, _, fut in pending:      # stopped early: let in-flight work finish before closing
                 fut.cancel()
