@@ -218,3 +218,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_simulated_cameras(streams, jpegs: Sequence[bytes], cameras: int = 4, frames: int = 40, fps: float = 20.0,
+                          timeout: float = 120.0, remove: bool = True) -> tuple[list[dict], list[int], float]:
+    """``cameras`` simulated network cameras (:class:`MJPEGServer`, 127.0.0.1) sending ``frames`` frames each at
+    ``fps``, one stream each (ending after ``frames``) on a server's
+    :class:`hoi_edge.serve.streams.StreamManager`. Waits until every stream has ended (at most ``timeout``
+    s), removes them (unless not ``remove``), and returns (their last snapshots, the frames each camera sent,
+    the seconds it took). What the serving load test and ``benchmarks/bench_serve.py`` both run."""
+    servers = [MJPEGServer(jpegs[i % len(jpegs):] + jpegs[:i % len(jpegs)], frames_per_connection=frames,
+                           max_connections=1, fps=fps) for i in range(cameras)]
+    urls = [s.__enter__() for s in servers]
+    start = time.monotonic()
+    try:
+        workers = [streams.add(url, max_frames=frames) for url in urls]
+        deadline = start + timeout
+        while any(w.alive for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        snapshots = [w.snapshot() for w in workers]
+        for w in workers if remove else ():
+            streams.remove(w.id)
+    finally:
+        for s in servers:
+            s.__exit__(None, None, None)
+    return snapshots, [s.frames_sent for s in servers], elapsed

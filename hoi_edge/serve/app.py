@@ -44,7 +44,7 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     config.check()
     engine = engine if engine is not None else open_engine(config)
     options = StreamOptions(top=config.top, min_score=config.min_score, depth=config.depth, loop=config.loop,
-                            max_frames=config.max_frames, reconnect=config.reconnect)
+                            reconnect=config.reconnect)
     metrics = ServerMetrics(lambda: streams.list())          # read at scrape time
     streams = StreamManager(engine, options, config.max_streams, on_frame=metrics.observe_frame,
                             on_remove=metrics.forget)

@@ -46,7 +46,6 @@ class ServeConfig:
     top: int = 10                          # triplets drawn and sent per frame
     min_score: float = 0.0
     depth: int = DEFAULT_DEPTH             # frames in flight per stream
-    max_frames: int | None = None          # per source, then it ends (tests, benchmarks)
     reconnect: Reconnect = field(default_factory=Reconnect)
 
     def check(self) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -242,9 +242,10 @@ class StreamManager:
         self._lock = threading.Lock()
         self._next = 0
 
-    def add(self, spec: str, from_request: bool = False) -> StreamWorker:
-        """Start a stream. Over the API (``from_request``) only network stream URLs are accepted: cameras and
-        files are the operator's to give on the command line, so no request names a path on this machine."""
+    def add(self, spec: str, from_request: bool = False, max_frames: int | None = None) -> StreamWorker:
+        """Start a stream (ending after ``max_frames``, if given). Over the API (``from_request``) only network
+        stream URLs are accepted: cameras and files are the operator's to give on the command line, so no
+        request names a path on this machine."""
         source = Source.parse(spec) if not from_request or "://" in spec else None
         if from_request and (source is None or source.kind != "stream"):
             raise InputFileError(f"{spec!r}: only network stream URLs (rtsp://, http://.../video.mjpg, ...) can be "
@@ -256,7 +257,8 @@ class StreamManager:
                 raise InputFileError(f"this server already runs {len(live)} streams (its limit, --max-streams)")
             stream_id = f"s{self._next}"
             self._next += 1
-            worker = StreamWorker(stream_id, spec, self.engine, self.options, self.on_frame)
+            options = self.options if max_frames is None else replace(self.options, max_frames=max_frames)
+            worker = StreamWorker(stream_id, spec, self.engine, options, self.on_frame)
             self._streams[stream_id] = worker
         return worker.start()
 

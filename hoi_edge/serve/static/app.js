@@ -62,6 +62,8 @@ function nextFrame(id, c) {
   c.img.src = "/v1/streams/" + encodeURIComponent(id) + "/frame.jpg?seq=" + seq;
 }
 
+function classes(n) { return n === 1 ? "1 class" : n + " classes"; }
+
 function fmt(v, unit) { return v === null || v === undefined ? "-" : v + unit; }
 
 function renderStats(s) {
@@ -105,7 +107,7 @@ function listen() {
 }
 
 function showVocabulary(v) {
-  $("#vocab-name").textContent = `${v.name} (${v.pairs.length} classes)`;
+  $("#vocab-name").textContent = `${v.name} (${classes(v.pairs.length)})`;
   const box = $("#vocab-text");
   box.value = v.pairs.join("\n");
   box.disabled = !v.editable;
@@ -124,7 +126,7 @@ $("#vocab-apply").addEventListener("click", async () => {
       body: JSON.stringify({ text: $("#vocab-text").value }),
     });
     showVocabulary(v);
-    setStatus(status, `vocabulary '${v.name}' with ${v.pairs.length} classes is live`, true);
+    setStatus(status, `vocabulary '${v.name}' with ${classes(v.pairs.length)} is live`, true);
   } catch (e) {
     setStatus(status, e.message, false);
   } finally {
