@@ -42,11 +42,11 @@ def camera_frames(video: str, frames: int, width: int) -> list[bytes]:
 
 
 def table(snapshots: list[dict]) -> str:
-    head = "| stream | fps | processed | dropped | read | latency p50 | latency p95 |"
+    head = "| camera | fps | processed | dropped | read | latency p50 | latency p95 |"
     rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
     for s in snapshots:
         lat = s["latency_ms"]
-        rows.append(f"| camera {s['camera']} | {s['fps_run']:.1f} | {s['frames_processed']} | {s['dropped']} | {s['frames_read']} "
+        rows.append(f"| {s['camera']} | {s['fps_run']:.1f} | {s['frames_processed']} | {s['dropped']} | {s['frames_read']} "
                     f"| {lat['p50']:.0f} ms | {lat['p95']:.0f} ms |")
     total_fps = sum(s["fps_run"] for s in snapshots)
     done = sum(s["frames_processed"] for s in snapshots)
