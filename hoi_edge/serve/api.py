@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from hoi_edge import __version__
 from hoi_edge.core.errors import HOIEdgeError
 from hoi_edge.pipeline.detect import detection_record
+from hoi_edge.pipeline.postprocess import HOIDetection
 from hoi_edge.pipeline.preprocess import decode_image
 from hoi_edge.serve.streams import StreamWorker
 
@@ -36,25 +37,11 @@ BOUNDARY = "hoiedgeframe"
 MAX_EVENTS = 1_000_000
 
 
-class Detection(BaseModel):
-    human_box: list[float]
-    object_box: list[float]
-    object_label: str
-    object_index: int
-    verb: str
-    verb_index: int
-    hoi: int
-    hoi_name: str
-    score: float
-    human_score: float
-    object_score: float
-
-
 class DetectResult(BaseModel):
     """One image in the evaluator's prediction format (``hoi-edge eval --pred`` reads it)."""
 
     image: str
-    detections: list[Detection]
+    detections: list[HOIDetection]
 
 
 class LatencyMs(BaseModel):

@@ -51,10 +51,6 @@ class KServeError(HOIEdgeError):
     """A request the protocol cannot take (400), with what is wrong."""
 
 
-class UnknownModel(KServeError):
-    """404: the name or version is not the one this server serves."""
-
-
 Tensor = np.ndarray | list[bytes]
 
 
@@ -224,11 +220,13 @@ def kserve_router() -> APIRouter:
     (``request.app.state.engine``)."""
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe v2)"])
 
-    def check_model(request: Request, name: str, version: str | None) -> None:
+    def unknown(request: Request, name: str, version: str | None) -> JSONResponse | None:
+        """A 404 when ``name`` / ``version`` is not what this server serves, else None."""
         engine = request.app.state.engine
-        if name != engine.name or version not in (None, engine.version):
-            what = f"model '{name}'" + (f" version '{version}'" if version is not None else "")
-            raise UnknownModel(f"unknown {what}; this server serves '{engine.name}' version '{engine.version}'")
+        if name == engine.name and version in (None, engine.version):
+            return None
+        what = f"model '{name}'" + (f" version '{version}'" if version is not None else "")
+        return _error(404, f"unknown {what}; this server serves '{engine.name}' version '{engine.version}'")
 
     @router.get("", summary="Server metadata")
     def server_metadata() -> dict[str, Any]:
@@ -245,30 +243,21 @@ def kserve_router() -> APIRouter:
     @router.get("/models/{name}", summary="Model metadata")
     @router.get("/models/{name}/versions/{version}", summary="Model metadata (a version)")
     def metadata(request: Request, name: str, version: str | None = None) -> Any:
-        try:
-            check_model(request, name, version)
-        except UnknownModel as exc:
-            return _error(404, str(exc))
         engine = request.app.state.engine
-        return model_metadata(engine.name, engine.version, engine.backend)
+        return unknown(request, name, version) or model_metadata(engine.name, engine.version, engine.backend)
 
     @router.get("/models/{name}/ready", summary="Model readiness")
     @router.get("/models/{name}/versions/{version}/ready", summary="Model readiness (a version)")
     def model_ready(request: Request, name: str, version: str | None = None) -> Any:
-        try:
-            check_model(request, name, version)
-        except UnknownModel as exc:
-            return _error(404, str(exc))
-        return {"name": name, "ready": True}
+        return unknown(request, name, version) or {"name": name, "ready": True}
 
     @router.post("/models/{name}/infer", summary="Inference: an image in, the triplets out")
     @router.post("/models/{name}/versions/{version}/infer", summary="Inference (a version)")
     async def infer(request: Request, name: str, version: str | None = None) -> Response:
         engine = request.app.state.engine
-        try:
-            check_model(request, name, version)
-        except UnknownModel as exc:
-            return _error(404, str(exc))
+        missing = unknown(request, name, version)
+        if missing is not None:
+            return missing
         body = await request.body()
         start = time.perf_counter()
         try:
