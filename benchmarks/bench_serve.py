@@ -46,8 +46,8 @@ def table(snapshots: list[dict]) -> str:
     rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
     for s in snapshots:
         lat = s["latency_ms"]
-        rows.append(f"| {s['camera']} | {s['fps_run']:.1f} | {s['frames_processed']} | {s['dropped']} | {s['frames_read']} "
-                    f"| {lat['p50']:.0f} ms | {lat['p95']:.0f} ms |")
+        rows.append(f"| {s['camera']} | {s['fps_run']:.1f} | {s['frames_processed']} | {s['dropped']} "
+                    f"| {s['frames_read']} | {lat['p50']:.0f} ms | {lat['p95']:.0f} ms |")
     total_fps = sum(s["fps_run"] for s in snapshots)
     done = sum(s["frames_processed"] for s in snapshots)
     dropped = sum(s["dropped"] for s in snapshots)

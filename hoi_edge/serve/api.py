@@ -196,13 +196,13 @@ def v1_router() -> APIRouter:
         worker = find(request, stream_id)
         if worker is None:
             return no_stream(stream_id)
-        return StreamingResponse(_mjpeg(worker, max_frames), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                 headers={"cache-control": "no-store"})
+        return StreamingResponse(_mjpeg(worker, max_frames), headers={"cache-control": "no-store"},
+                                 media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
     @router.get("/streams/{stream_id}/events", summary="Server-Sent Events: each processed frame's triplets",
                 responses={200: {"content": {"text/event-stream": {}}}})
-    def stream_events(request: Request, stream_id: str,
-                      max_events: int = Query(MAX_EVENTS, ge=1, le=MAX_EVENTS, description="end after this many")) -> Any:
+    def stream_events(request: Request, stream_id: str, max_events: int = Query(
+            MAX_EVENTS, ge=1, le=MAX_EVENTS, description="end after this many")) -> Any:
         if find(request, stream_id) is None:
             return no_stream(stream_id)
         return _event_response(request, stream_id, max_events)
@@ -259,7 +259,8 @@ async def _events(streams: Any, stream_id: str | None, max_events: int) -> Async
                 sent, fresh = sent + 1, True
                 if sent >= max_events:
                     return
-        if stream_id is not None and (not workers or (not workers[0].alive and last.get(stream_id, 0) == workers[0].seq)):
+        finished = bool(workers) and not workers[0].alive and last.get(workers[0].id, 0) == workers[0].seq
+        if stream_id is not None and (not workers or finished):
             yield f"event: end\ndata: {json.dumps({'stream': stream_id})}\n\n"
             return
         if fresh:

@@ -43,8 +43,8 @@ def create_app(config: ServeConfig, engine: Engine | None = None) -> FastAPI:
     Its streams stop when the app shuts down (uvicorn runs the lifespan), or with ``app.state.close()``."""
     config.check()
     engine = engine if engine is not None else open_engine(config)
-    options = StreamOptions(top=config.top, min_score=config.min_score, depth=config.depth, loop=config.loop,
-                            reconnect=config.reconnect)
+    options = StreamOptions(top=config.top, min_score=config.min_score, loop=config.loop,
+                            **{k: v for k, v in (("depth", config.depth), ("reconnect", config.reconnect)) if v})
     metrics = ServerMetrics(lambda: streams.list())          # read at scrape time
     streams = StreamManager(engine, options, config.max_streams, on_frame=metrics.observe_frame,
                             on_remove=metrics.forget)

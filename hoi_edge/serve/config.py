@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hoi_edge.core.errors import InputFileError
-from hoi_edge.data.sources import Reconnect, Source
-from hoi_edge.pipeline.stream import DEFAULT_DEPTH
+
+if TYPE_CHECKING:             # the CLI imports this module for its defaults: no OpenCV before a command runs
+    from hoi_edge.data.sources import Reconnect
 
 MIB = 2**20
 DEFAULT_HOST = "127.0.0.1"
@@ -45,11 +47,13 @@ class ServeConfig:
     model_name: str = "hoi-edge"           # the KServe model name (/v2/models/{name})
     top: int = 10                          # triplets drawn and sent per frame
     min_score: float = 0.0
-    depth: int = DEFAULT_DEPTH             # frames in flight per stream
-    reconnect: Reconnect = field(default_factory=Reconnect)
+    depth: int | None = None               # frames in flight per stream (None: the stream module's default)
+    reconnect: Reconnect | None = None     # how dropped streams are reopened (None: detect's policy)
 
     def check(self) -> None:
         """Every option error before a model is loaded: exposure without a key, bad sources, bad limits."""
+        from hoi_edge.data.sources import Source
+
         check_exposure(self.host, self.api_key)
         if self.max_upload_bytes < 1024:
             raise InputFileError(f"--max-upload-mb must allow at least 1 KiB, got {self.max_upload_bytes} bytes")

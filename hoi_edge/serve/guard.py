@@ -65,8 +65,8 @@ class Guard:
         path = scope.get("path", "")
         if self._key is not None and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
             if not self._authorized(headers):
-                await _reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                             [(b"www-authenticate", b'Bearer realm="hoi-edge"')])
+                await _reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or "
+                                        "'X-API-Key: KEY'", [(b"www-authenticate", b'Bearer realm="hoi-edge"')])
                 return
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:

@@ -37,7 +37,8 @@ class _StreamCollector(Collector):
                                          labels=["stream"])
         fps = GaugeMetricFamily("hoi_edge_stream_fps", "Frames processed per second over the last 5 s",
                                 labels=["stream"])
-        state = GaugeMetricFamily("hoi_edge_stream_state", "1 for the stream's current state", labels=["stream", "state"])
+        state = GaugeMetricFamily("hoi_edge_stream_state", "1 for the stream's current state",
+                                  labels=["stream", "state"])
         for w in self._streams():
             snap = w.snapshot()
             read.add_metric([w.id], snap["frames_read"])

@@ -68,6 +68,10 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
 class StreamWorker:
     """One source through the shared detector; :meth:`snapshot` for the API, :meth:`event` and :meth:`jpeg`
     for the live view. ``on_frame(worker, result)`` is called on the worker's thread for every frame."""
@@ -182,14 +186,13 @@ class StreamWorker:
         """The stream's state and statistics (``GET /v1/streams``)."""
         with self._lock:
             lat = list(self._latencies)
-        ms = (lambda v: None if v is None else round(v * 1000, 1))
         s = self.stream_stats
         return {
             "id": self.id, "source": self.label, "kind": self.source.kind, "state": self.state, "error": self.error,
             "fps": round(self.fps(), 2), "frames_read": s.frames_read, "frames_processed": s.frames_done,
             "dropped": s.dropped, "reconnects": self.source_stats.reconnects,
-            "latency_ms": {"last": ms(lat[-1] if lat else None), "p50": ms(percentile(lat, 50)),
-                           "p95": ms(percentile(lat, 95))},
+            "latency_ms": {"last": _ms(lat[-1] if lat else None), "p50": _ms(percentile(lat, 50)),
+                           "p95": _ms(percentile(lat, 95))},
             "events": list(self.events)[-5:], "seq": self.seq,
         }
 

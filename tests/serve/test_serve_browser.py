@@ -60,7 +60,8 @@ def test_the_page_draws_boxes_and_takes_a_typed_interaction(make_app, photo_rgb,
                 page.click("#vocab-apply")
                 page.wait_for_function("() => document.querySelector('#vocab-status').textContent.includes('is live')")
                 page.wait_for_function(f"() => {{ const li = [...document.querySelectorAll('{CARD} ol.triplets li')];"
-                                       " return li.length > 0 && li.every(x => x.textContent.startsWith('pet horse')); }")
+                                       " return li.length > 0"
+                                       " && li.every(x => x.textContent.startsWith('pet horse')); }")
 
                 page.fill("#vocab-text", "ride spaceship")
                 page.click("#vocab-apply")

@@ -53,7 +53,8 @@ def test_a_vocabulary_swapped_mid_stream_changes_only_the_frames_started_after_i
 
     frames = photo_rgb[:4]
     classes = detector.spec.detector_classes
-    vocab, emb = TextBaker(detector.runner.model, classes).bake(vocabulary_from_text("pet horse, ride bicycle", classes))
+    baker = TextBaker(detector.runner.model, classes)
+    vocab, emb = baker.bake(vocabulary_from_text("pet horse, ride bicycle", classes))
     old_bank, new_bank = detector.bank, TextBank.build(vocab, emb, classes)
     gated = _GatedRunner(detector.runner)
     det = HOIDetector(gated, detector.spec, old_bank.vocab, old_bank.embeddings)

@@ -41,7 +41,8 @@ def test_four_cameras_every_frame_accounted_for_and_memory_bounded(make_app, pho
     print(f"\n{CAMERAS} cameras x {FRAMES} frames at {FPS:g} fps in {seconds:.1f} s; p95 latency {p95:.0f} ms; "
           f"RSS {rss[0]:.0f} -> {rss[1]:.0f} MiB")
     for s in snapshots:
-        print(f"  {s['id']}: {s['frames_processed']} processed, {s['dropped']} dropped, p95 {s['latency_ms']['p95']} ms")
+        print(f"  {s['id']}: {s['frames_processed']} processed, {s['dropped']} dropped, "
+              f"p95 {s['latency_ms']['p95']} ms")
 
     with TestClient(app, base_url="http://127.0.0.1") as c:          # the last round's streams are still listed
         metrics = c.get("/metrics").text
