@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,30 +47,76 @@ def write_text_bank(folder: Path, embeddings: np.ndarray, vocab: Vocabulary) -> 
     return file_sha256(folder / TEXT_EMBEDDINGS)
 
 
-def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str | Path) -> Manifest:
-    """Replace an artifact's baked vocabulary in place; nothing is touched until the new bank is ready.
+def check_vocabulary(detector_classes: Sequence[str], vocabulary: str | Path | Vocabulary) -> Vocabulary:
+    """The vocabulary (a name, a file or one already built), checked against the detector's label space as
+    :class:`HOIDetector` does when loading: an object the detector cannot find is a :class:`VocabularyError`.
+    ``hoi-edge bake`` and a running server's vocabulary box both check here, so they refuse with one message."""
+    vocab = vocabulary if isinstance(vocabulary, Vocabulary) else load_vocabulary(vocabulary)
+    LabelMap.build(detector_classes, vocab)
+    return vocab
 
-    The vocabulary is checked against the detector's label space first (as :class:`HOIDetector`
-    does when loading). The three files are written under temporary names and renamed over the
-    old ones, the manifest last: a crash between renames leaves a text bank whose fingerprint or
-    sha256 disagrees with the manifest, which loading reports instead of using it.
-    """
+
+def source_checkpoint(folder: Path, manifest: Manifest, checkpoint: str | Path) -> Path:
+    """``checkpoint`` ('default' resolved) after checking it is the one ``folder`` was exported from (sha256):
+    only its text encoder bakes embeddings that the artifact's HOI head was trained against."""
     from hoi_edge.weights.defaults import resolve_checkpoint
 
-    folder = Path(folder)
-    manifest, _ = read_manifest(folder)
-    vocab = load_vocabulary(vocabulary)
-    LabelMap.build(manifest.spec.detector_classes, vocab)          # unknown objects: VocabularyError, nothing written
-    checkpoint = resolve_checkpoint(checkpoint)                         # 'default': the same model as in export
-    if not Path(checkpoint).is_file():
-        raise WeightsError(f"checkpoint not found: {checkpoint}")
-    if file_sha256(checkpoint) != manifest.source_checkpoint.get("sha256"):
-        raise ArtifactError(f"{checkpoint} is not the checkpoint {folder} was exported from (sha256 differs)")
-    embeddings = bake_text_embeddings(load_model(checkpoint), vocab)
-    width = pair_embedding_width(manifest)
+    path = Path(resolve_checkpoint(checkpoint))                 # 'default': the same model as in export
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    if file_sha256(path) != manifest.source_checkpoint.get("sha256"):
+        raise ArtifactError(f"{path} is not the checkpoint {folder} was exported from (sha256 differs)")
+    return path
+
+
+def check_width(embeddings: np.ndarray, width: int | None, checkpoint: str | Path, folder: str | Path) -> None:
     if width is not None and embeddings.shape[1] != width:
         raise ArtifactError(f"{checkpoint} bakes {embeddings.shape[1]}-wide text embeddings, but {folder}'s "
                             f"hoi_head outputs {width}-wide pair embeddings")
+
+
+class TextBaker:
+    """Bakes text banks in a running process (``hoi-edge serve``'s vocabulary box): the text encoder is loaded
+    once, every vocabulary gets :func:`check_vocabulary` first, as in ``hoi-edge bake``, and bakes run one at
+    a time (baking briefly re-targets the model's prompts; the image-side networks never read them)."""
+
+    def __init__(self, model: CLIP4HOI, detector_classes: Sequence[str], width: int | None = None,
+                 checkpoint: str = "the model", folder: str = "the artifact") -> None:
+        self.model, self.detector_classes, self.width = model, list(detector_classes), width
+        self._where = (checkpoint, folder)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_artifact(cls, folder: str | Path, manifest: Manifest, checkpoint: str | Path) -> "TextBaker":
+        """The text encoder of the checkpoint ``folder`` was exported from (checked by sha256)."""
+        folder = Path(folder)
+        path = source_checkpoint(folder, manifest, checkpoint)
+        return cls(load_model(path), manifest.spec.detector_classes, pair_embedding_width(manifest),
+                   str(path), str(folder))
+
+    def bake(self, vocabulary: str | Path | Vocabulary) -> tuple[Vocabulary, np.ndarray]:
+        """(the checked vocabulary, its (C, E) embeddings)."""
+        vocab = check_vocabulary(self.detector_classes, vocabulary)     # nothing is baked for a refused one
+        with self._lock:
+            embeddings = bake_text_embeddings(self.model, vocab)
+        check_width(embeddings, self.width, *self._where)
+        return vocab, embeddings
+
+
+def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str | Path) -> Manifest:
+    """Replace an artifact's baked vocabulary in place; nothing is touched until the new bank is ready.
+
+    The vocabulary is checked against the detector's label space first (:func:`check_vocabulary`). The
+    three files are written under temporary names and renamed over the old ones, the manifest last: a
+    crash between renames leaves a text bank whose fingerprint or sha256 disagrees with the manifest,
+    which loading reports instead of using it.
+    """
+    folder = Path(folder)
+    manifest, _ = read_manifest(folder)
+    vocab = check_vocabulary(manifest.spec.detector_classes, vocabulary)   # unknown objects: nothing written
+    checkpoint = source_checkpoint(folder, manifest, checkpoint)
+    embeddings = bake_text_embeddings(load_model(checkpoint), vocab)
+    check_width(embeddings, pair_embedding_width(manifest), checkpoint, folder)
     with tempfile.TemporaryDirectory(prefix=".rebake-", dir=folder) as tmp:
         tmp_dir = Path(tmp)
         manifest.text_embeddings_sha256 = write_text_bank(tmp_dir, embeddings, vocab)

@@ -204,6 +204,7 @@ def _box(b) -> str:
 def _register_commands() -> None:
     """Commands that live beside their libraries (evaluator, validator, training)."""
     from hoi_edge.eval.cli import eval_command
+    from hoi_edge.serve.cli import serve_command
     from hoi_edge.validate.cli import benchmark_command, validate_command
     from hoi_edge.weights.cli import weights_group
     from train.cli import train_command
@@ -213,6 +214,7 @@ def _register_commands() -> None:
     main.add_command(benchmark_command, "benchmark")
     main.add_command(train_command, "train")
     main.add_command(weights_group, "weights")
+    main.add_command(serve_command, "serve")
 
 
 _register_commands()

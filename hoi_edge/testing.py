@@ -1,5 +1,5 @@
 """Small models for tests and benchmarks (not for inference): the tiny random-init CLIP4HOI whose
-detector is biased to fire on real photos.
+detector is biased to fire on real photos; and :class:`MJPEGServer`, simulated network cameras on 127.0.0.1.
 
 ``tests/conftest.py``, ``benchmarks/bench_runtimes.py`` and ``benchmarks/bench_distill.py`` build
 their models here, so the suite and the benchmarks measure the same network. The bias is
@@ -11,6 +11,11 @@ repo root, or ``$HOI_EDGE_SHARED``); without them :func:`make_tiny_model` raises
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,3 +152,95 @@ class PlantedRunner:
                     if emb is not None:
                         out[0, i * k + j] = emb
         return out
+
+
+BOUNDARY = "hoiedgeframe"
+
+
+class MJPEGServer:
+    """A network camera on 127.0.0.1 for tests and benchmarks: JPEG frames as ``multipart/x-mixed-replace``
+    (what IP cameras send), a bounded number per connection, at ``fps``; a connection cut short after
+    ``frames_per_connection`` frames imitates a stream that drops. ``with MJPEGServer(jpegs) as url: ...``;
+    it refuses connections (503) after ``max_connections`` and stops when the ``with`` block ends."""
+
+    def __init__(self, jpegs: Sequence[bytes], frames_per_connection: int = 10, max_connections: int = 5,
+                 fps: float = 50.0) -> None:
+        self.jpegs, self.frames_per_connection, self.fps = list(jpegs), frames_per_connection, fps
+        self.max_connections = max_connections
+        self.connections = 0
+        self.frames_sent = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:   # quiet
+                pass
+
+            def do_GET(self) -> None:
+                server.connections += 1
+                if server.connections > server.max_connections:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.end_headers()
+                try:
+                    for i in range(server.frames_per_connection):
+                        jpg = server.jpegs[(server.frames_sent) % len(server.jpegs)]
+                        self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                         f"Content-Length: {len(jpg)}\r\n\r\n".encode() + jpg + b"\r\n")
+                        self.wfile.flush()
+                        server.frames_sent += 1
+                        time.sleep(1.0 / server.fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True       # the stream "drops" after frames_per_connection frames
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/stream.mjpg"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_simulated_cameras(streams, jpegs: Sequence[bytes], cameras: int = 4, frames: int = 40, fps: float = 20.0,
+                          timeout: float = 120.0, remove: bool = True) -> tuple[list[dict], list[int], float]:
+    """``cameras`` simulated network cameras (:class:`MJPEGServer`, 127.0.0.1) sending ``frames`` frames each at
+    ``fps``, one stream each (ending after ``frames``) on a server's
+    :class:`hoi_edge.serve.streams.StreamManager`. Waits until every stream has ended (at most ``timeout``
+    s), removes them (unless not ``remove``), and returns (their last snapshots, the frames each camera sent,
+    the seconds it took). What the serving load test and ``benchmarks/bench_serve.py`` both run."""
+    servers = [MJPEGServer(jpegs[i % len(jpegs):] + jpegs[:i % len(jpegs)], frames_per_connection=frames,
+                           max_connections=1, fps=fps) for i in range(cameras)]
+    urls = [s.__enter__() for s in servers]
+    start = time.monotonic()
+    try:
+        workers = [streams.add(url, max_frames=frames) for url in urls]
+        deadline = start + timeout
+        while any(w.alive for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        snapshots = [w.snapshot() for w in workers]
+        for w in workers if remove else ():
+            streams.remove(w.id)
+    finally:
+        for s in servers:
+            s.__exit__(None, None, None)
+    return snapshots, [s.frames_sent for s in servers], elapsed

@@ -193,3 +193,49 @@ def _validate(vocab: Vocabulary) -> None:
         bad = [i for i in idx if not 0 <= i < n]
         if bad:
             raise VocabularyError(f"{src}: {label} lists class indices outside 0..{n - 1}: {bad[:5]}")
+
+
+def vocabulary_from_text(text: str, known_objects: Sequence[str] = (), name: str = "live",
+                         source: str = "vocabulary text") -> Vocabulary:
+    """A vocabulary typed by a person: 'verb object' pairs, one per line or separated by commas
+    ('hold knife, cut with knife'), or the JSON of a vocabulary file.
+
+    The object is the longest run of last words that names one of ``known_objects`` (the detector's classes,
+    so 'hold cell phone' is hold + 'cell phone'), else the last word; the words before it are the verb
+    ('cut with' -> verb 'cut_with', prompted as 'cut with'). Whether the objects exist is not checked here:
+    that is the detector's check (:meth:`hoi_edge.pipeline.postprocess.LabelMap.build`), the one ``bake`` makes.
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise VocabularyError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise VocabularyError(f"{source}: a JSON vocabulary must be an object")
+        return Vocabulary.from_dict(data, source=source)
+    known = {normalize_name(o) for o in known_objects}
+    verbs: dict[str, str] = {}          # verb name -> prompt phrase
+    objects: dict[str, None] = {}
+    hois: list[list[str]] = []
+    for entry in (e for line in text.splitlines() for e in line.split(",")):
+        words = entry.split()
+        if not words:
+            continue
+        if len(words) < 2:
+            raise VocabularyError(f"{source}: {entry.strip()!r} is not a 'verb object' pair (e.g. 'hold cup')")
+        split = next((i for i in range(1, len(words)) if normalize_name(" ".join(words[i:])) in known),
+                     len(words) - 1)
+        verb, obj = "_".join(words[:split]).lower(), normalize_name(" ".join(words[split:]))
+        verbs.setdefault(verb, " ".join(words[:split]).lower())
+        objects.setdefault(obj)
+        hois.append([verb, obj])
+    if not hois:
+        raise VocabularyError(f"{source}: no 'verb object' pair given (e.g. 'hold cup')")
+    return Vocabulary.from_dict({"name": name, "verbs": list(verbs), "objects": list(objects), "hois": hois,
+                                 "verb_phrases": verbs}, source=source)
+
+
+def vocabulary_lines(vocab: Vocabulary) -> list[str]:
+    """'verb object' per class, as :func:`vocabulary_from_text` reads them back (verb phrases as typed)."""
+    return [f"{vocab.verb_phrases[v]} {vocab.objects[o]}" for v, o in vocab.hois]

@@ -14,6 +14,7 @@ module imports no runtime.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +44,32 @@ class StageRunner(Protocol):
                  patches: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class TextBank:
+    """The vocabulary side of scoring: the vocabulary, its (C, E) text embeddings, the detector-class ->
+    object map and each class's object. One object swapped as a whole (:meth:`HOIPipeline.set_text_bank`),
+    and captured once per frame, so a frame in flight while a server re-bakes its vocabulary is scored
+    entirely with the old bank or entirely with the new one, never with a mix of the two."""
+
+    vocab: Vocabulary
+    embeddings: np.ndarray
+    labels: LabelMap
+    hoi_object: np.ndarray
+
+    @classmethod
+    def build(cls, vocab: Vocabulary, text_embeddings: np.ndarray, detector_classes: Sequence[str]) -> "TextBank":
+        """Checks the embeddings against the vocabulary and the vocabulary against the detector's classes
+        (:meth:`LabelMap.build`: the check ``hoi-edge bake`` makes, with its message)."""
+        text = np.array(text_embeddings, dtype=np.float32)       # a copy of its own, made read-only below
+        if text.ndim != 2 or text.shape[0] != vocab.num_classes:
+            raise VocabularyError(
+                f"text embeddings of shape {text.shape} do not match vocabulary "
+                f"'{vocab.name}' with {vocab.num_classes} classes"
+            )
+        text.setflags(write=False)
+        return cls(vocab, text, LabelMap.build(detector_classes, vocab), vocab.hoi_object)
+
+
 @dataclass
 class Prediction:
     detections: list[HOIDetection]
@@ -56,20 +83,34 @@ class HOIPipeline:
 
     def __init__(self, runner: StageRunner, spec: PipelineSpec, vocab: Vocabulary, text_embeddings: np.ndarray,
                  end_to_end: bool = False) -> None:
-        text_embeddings = np.asarray(text_embeddings, dtype=np.float32)
-        if text_embeddings.ndim != 2 or text_embeddings.shape[0] != vocab.num_classes:
-            raise VocabularyError(
-                f"text embeddings of shape {text_embeddings.shape} do not match vocabulary "
-                f"'{vocab.name}' with {vocab.num_classes} classes"
-            )
-        self.runner, self.spec, self.vocab = runner, spec, vocab
+        self.runner, self.spec = runner, spec
         self.end_to_end = end_to_end
-        self.text_embeddings = text_embeddings
+        self.bank = TextBank.build(vocab, text_embeddings, spec.detector_classes)
         self.manifest: Any = None          # the artifact's Manifest when loaded from an artifact folder
-        self.labels = LabelMap.build(spec.detector_classes, vocab)
-        self._hoi_object = vocab.hoi_object
         self._det_letterbox = spec.detector_transform()
         self._clip_letterbox = spec.clip_transform()
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.bank.vocab
+
+    @property
+    def text_embeddings(self) -> np.ndarray:
+        return self.bank.embeddings
+
+    @property
+    def labels(self) -> LabelMap:
+        return self.bank.labels
+
+    def set_text_bank(self, bank: TextBank) -> None:
+        """Swap the vocabulary for the next frames (one reference assignment: atomic for frames in flight,
+        each of which keeps the bank it started with). An end-to-end network has its vocabulary built in."""
+        if self.end_to_end:
+            raise VocabularyError("an end-to-end artifact has its vocabulary built into its one network; "
+                                  "re-bake it with 'hoi-edge bake' and reload it")
+        if list(bank.labels.to_object.shape) != [len(self.spec.detector_classes)]:
+            raise VocabularyError("the text bank was built for another detector's classes")
+        self.bank = bank
 
     @property
     def backend(self) -> str:
@@ -87,20 +128,24 @@ class HOIPipeline:
         image = check_image(image)
         return image.shape[:2], self._det_letterbox(image), self._clip_letterbox(image)
 
-    def select(self, hw: tuple[int, int], detector_out: tuple[np.ndarray, ...]) -> Instances:
-        """The instances (humans and objects) the HOI head pairs up, from the detector's outputs."""
-        return self.spec.select(*detector_out, self.labels, hw)
+    def select(self, hw: tuple[int, int], detector_out: tuple[np.ndarray, ...],
+               bank: TextBank | None = None) -> Instances:
+        """The instances (humans and objects) the HOI head pairs up, from the detector's outputs; ``bank``: the
+        text bank the frame started with (default: the current one)."""
+        return self.spec.select(*detector_out, (bank or self.bank).labels, hw)
 
-    def score(self, inst: Instances, pair_emb: np.ndarray, global_emb: np.ndarray) -> list[HOIDetection]:
+    def score(self, inst: Instances, pair_emb: np.ndarray, global_emb: np.ndarray,
+              bank: TextBank | None = None) -> list[HOIDetection]:
         """Final triplets from the HOI head's pair embeddings and the CLIP global embedding."""
-        s = self.spec
-        scores = score_pairs(pair_emb, global_emb, self.text_embeddings, inst, self._hoi_object, s.scoring)
-        return top_detections(scores, inst, self.vocab, s.max_detections)
+        s, bank = self.spec, bank or self.bank
+        scores = score_pairs(pair_emb, global_emb, bank.embeddings, inst, bank.hoi_object, s.scoring)
+        return top_detections(scores, inst, bank.vocab, s.max_detections)
 
     def run(self, image: np.ndarray | str | Path) -> Prediction:
         """One image through every stage in turn, timing each (:mod:`hoi_edge.pipeline.stream` overlaps them)."""
+        bank = self.bank                    # one bank for the whole frame, even if it is swapped meanwhile
         if self.end_to_end:
-            dets, inst, timings = run_network(self.runner, self.spec, self.vocab, self.labels, image)
+            dets, inst, timings = run_network(self.runner, self.spec, bank.vocab, bank.labels, image)
             return Prediction(detections=dets, instances=inst, timings=timings)
         t: dict[str, float] = {}
         start = time.perf_counter()
@@ -110,10 +155,10 @@ class HOIPipeline:
         t["detector"] = _lap(t, start)
         global_emb, patches = self.runner.clip_image(clip_in)
         t["clip_image"] = _lap(t, start)
-        inst = self.select(hw, det_out)
+        inst = self.select(hw, det_out, bank)
         pair_emb = self.runner.hoi_head(*head_inputs(inst, hw), patches)
         t["hoi_head"] = _lap(t, start)
-        dets = self.score(inst, pair_emb, global_emb)
+        dets = self.score(inst, pair_emb, global_emb, bank)
         t["postprocess"] = _lap(t, start)
         return Prediction(detections=dets, instances=inst, timings=t)
 

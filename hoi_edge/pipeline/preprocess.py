@@ -18,10 +18,16 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"image not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_image(np.fromfile(str(path), dtype=np.uint8), f"image {path}")
+
+
+def decode_image(data: bytes | np.ndarray, what: str = "image") -> np.ndarray:
+    """An encoded image's bytes (a file's, an upload's) as RGB uint8 (H,W,3), decoded as :func:`load_image`
+    decodes files; an :class:`InputFileError` naming ``what`` when they are not an image."""
+    buf = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if image is None:
-        raise InputFileError(f"cannot decode image {path}: not a supported image file or corrupt")
+        raise InputFileError(f"cannot decode {what}: not a supported image file or corrupt")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

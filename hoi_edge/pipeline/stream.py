@@ -7,7 +7,9 @@ runner's ``submit`` (OpenVINO's AsyncInferQueue over throughput streams; a worke
 ONNX Runtime and ExecuTorch, whose ``run`` releases the GIL) or, for a runner without one (the PyTorch
 reference), a worker thread per unit here. At most ``depth`` frames are in flight: memory stays bounded
 and a frame's latency stays short. Every frame goes through exactly the computations of
-:meth:`HOIPipeline.run` with the same compiled networks, so the detections are the synchronous ones.
+:meth:`HOIPipeline.run` with the same compiled networks, so the detections are the synchronous ones. Each
+frame keeps the text bank it started with (a server may swap the vocabulary meanwhile), and a source that
+fails still gets its frames in flight finished before its error is raised.
 
 A live source that delivers frames faster than they are processed either queues them (OpenCV's own
 buffer: latency grows) or, with ``drop_frames``, is read on its own thread keeping only the newest frame
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from hoi_edge.core.units import EXPORT_UNITS
-from hoi_edge.pipeline.detector import HOIPipeline, Prediction
+from hoi_edge.pipeline.detector import HOIPipeline, Prediction, TextBank
 from hoi_edge.pipeline.postprocess import head_inputs
 
 DEFAULT_DEPTH = 2
@@ -46,7 +48,8 @@ class StreamStats:
 class StreamResult:
     index: int                 # the frame's position in the source (gaps where frames were dropped)
     frame: np.ndarray          # the RGB frame as read
-    prediction: Prediction     # timings: {"latency": s from preprocessing start to final scores}
+    prediction: Prediction     # timings: {"latency": s from preprocessing start to final scores, and per unit
+                               # the s from its submission to its result}
 
 
 class _UnitSubmitter:
@@ -84,13 +87,24 @@ class Pipeline:
         units = _UnitSubmitter(self.detector.runner)
         head = ThreadPoolExecutor(1, thread_name_prefix="hoi-edge-head")   # one at a time: in order
         pending: deque[tuple[int, np.ndarray, Future]] = deque()
+        source = iter(frames)
+        failure: Exception | None = None
         try:
-            for index, frame in frames:
+            while True:
+                try:
+                    index, frame = next(source)
+                except StopIteration:
+                    break
+                except Exception as exc:   # noqa: BLE001 - the source died: the frames in flight still finish
+                    failure = exc
+                    break
                 pending.append((index, frame, self._start(units, head, frame)))
                 if len(pending) >= self.depth:
                     yield self._collect(pending, stats)
             while pending:
                 yield self._collect(pending, stats)
+            if failure is not None:
+                raise failure
         finally:
             for _, _, fut in pending:      # stopped early: let in-flight work finish before closing
                 fut.cancel()
@@ -99,19 +113,27 @@ class Pipeline:
 
     def _start(self, units: _UnitSubmitter, head: ThreadPoolExecutor, frame: np.ndarray) -> Future:
         t0 = time.perf_counter()
+        bank = self.detector.bank            # the frame keeps this vocabulary even if it is swapped meanwhile
         hw, det_in, clip_in = self.detector.prepare(frame)
-        det = units.submit("detector", det_in)
-        clip = units.submit("clip_image", clip_in)
-        return head.submit(self._finish, units, hw, det, clip, t0)
+        timings: dict[str, float] = {}
+        submitted = time.perf_counter()
+        det = _timed(units.submit("detector", det_in), timings, "detector", submitted)
+        clip = _timed(units.submit("clip_image", clip_in), timings, "clip_image", submitted)
+        return head.submit(self._finish, units, hw, det, clip, t0, bank, timings, submitted)
 
     def _finish(self, units: _UnitSubmitter, hw: tuple[int, int], det: Future, clip: Future,
-                t0: float) -> Prediction:
+                t0: float, bank: TextBank, timings: dict[str, float], submitted: float) -> Prediction:
         d = self.detector
-        inst = d.select(hw, det.result())
+        inst = d.select(hw, det.result(), bank)
         global_emb, patches = clip.result()
+        for unit in ("detector", "clip_image"):   # a done-callback may run just after result() returned
+            timings.setdefault(unit, time.perf_counter() - submitted)
+        head_start = time.perf_counter()
         pair_emb = units.submit("hoi_head", *head_inputs(inst, hw), patches).result()
-        dets = d.score(inst, pair_emb, global_emb)
-        return Prediction(detections=dets, instances=inst, timings={"latency": time.perf_counter() - t0})
+        timings["hoi_head"] = time.perf_counter() - head_start
+        dets = d.score(inst, pair_emb, global_emb, bank)
+        timings["latency"] = time.perf_counter() - t0
+        return Prediction(detections=dets, instances=inst, timings=timings)
 
     @staticmethod
     def _collect(pending: deque, stats: StreamStats) -> StreamResult:
@@ -119,6 +141,13 @@ class Pipeline:
         result = StreamResult(index, frame, fut.result())
         stats.frames_done += 1
         return result
+
+
+def _timed(future: Future, timings: dict[str, float], unit: str, start: float) -> Future:
+    """Record in ``timings[unit]`` the seconds from ``start`` (its submission) until ``future`` is done
+    (waiting for a free request or worker included: what the unit cost this frame in a busy pipeline)."""
+    future.add_done_callback(lambda _: timings.setdefault(unit, time.perf_counter() - start))
+    return future
 
 
 def run_concurrent(detector: HOIPipeline, image: np.ndarray) -> Prediction:

@@ -3,6 +3,7 @@ AsyncInferQueue for pipelined streams."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from concurrent.futures import Future
 from pathlib import Path
@@ -36,6 +37,7 @@ class OpenVINORunner(ArtifactRunner):
                  throughput: bool = False, devices: dict[str, str] | None = None) -> None:
         self._core = ov.Core()
         self._queues: dict[str, ov.AsyncInferQueue] = {}
+        self._starting: dict[str, threading.Lock] = {}
         self._requests: dict[int, ov.InferRequest] = {}
         cpu: dict[str, str] = {}
         capabilities = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -96,13 +98,17 @@ class OpenVINORunner(ArtifactRunner):
                 jobs = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) or 1
                 queue = self._queues[unit] = ov.AsyncInferQueue(compiled, jobs)
                 queue.set_callback(self._finished)
+                self._starting[unit] = threading.Lock()
                 if len(self._queues) == 1:
                     # a queue destroyed with requests running aborts the process (interpreter exit included)
                     weakref.finalize(self, _wait_all, self._queues)
         future: Future = Future()
         # the inputs ride along until the request is done: with the IR's dynamic input shapes OpenVINO may
-        # read them after start_async returns (freed early, they corrupted the heap)
-        queue.start_async(inputs, (unit, future, inputs))
+        # read them after start_async returns (freed early, they corrupted the heap). One caller at a time
+        # per queue: two threads (two streams of a server) could otherwise both be handed the same idle
+        # request ("Infer Request is busy", OpenVINO 2026.4)
+        with self._starting[unit]:
+            queue.start_async(inputs, (unit, future, inputs))
         return future
 
     @staticmethod

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from hoi_edge.core.units import EXPORT_UNITS
 from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.clip_encoders import clip_image_size, clip_normalization
@@ -35,27 +37,36 @@ def pipeline_spec(model: CLIP4HOI) -> PipelineSpec:
 
 
 class TorchRunner:
+    """The three units of an in-memory CLIP4HOI. Safe to call from several threads (several streams of a
+    server): calls of one unit run one at a time, since the CLIP image encoder switches a flag of the shared
+    CLIP tower for the length of its call; different units still overlap."""
+
     name = "pytorch"
 
     def __init__(self, model: CLIP4HOI, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self._clip_image = model.image_encoder()
+        self._locks = {unit: threading.Lock() for unit in EXPORT_UNITS}
 
     def _t(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
 
     @torch.inference_mode()
     def detector(self, images: np.ndarray):
-        return tuple(o.float().cpu().numpy() for o in self.model.detector(self._t(images)))
+        with self._locks["detector"]:
+            return tuple(o.float().cpu().numpy() for o in self.model.detector(self._t(images)))
 
     @torch.inference_mode()
     def clip_image(self, images: np.ndarray):
-        return tuple(o.float().cpu().numpy() for o in self._clip_image(self._t(images)))
+        with self._locks["clip_image"]:
+            return tuple(o.float().cpu().numpy() for o in self._clip_image(self._t(images)))
 
     @torch.inference_mode()
     def hoi_head(self, features, boxes, valid, human, patches):
-        out = self.model.head(self._t(features), self._t(boxes), self._t(valid), self._t(human), self._t(patches))
+        with self._locks["hoi_head"]:
+            out = self.model.head(self._t(features), self._t(boxes), self._t(valid), self._t(human),
+                                  self._t(patches))
         return out.float().cpu().numpy()
 
 

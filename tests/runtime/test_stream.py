@@ -54,6 +54,32 @@ def test_the_pytorch_reference_pipelines_too(tiny_detector, photo_frames) -> Non
     assert [_key(r.prediction.detections) for r in predict_stream(tiny_detector, frames)] == expected
 
 
+@pytest.mark.parametrize("target", ["openvino", "onnx"])
+def test_several_streams_share_one_compiled_artifact(runtime_artifacts, photo_frames, target) -> None:
+    """What ``hoi-edge serve`` does: one throughput-compiled artifact, a pipelined stream per thread. OpenVINO's
+    AsyncInferQueue once handed two threads the same idle request ('Infer Request is busy')."""
+    import threading
+
+    frames = photo_frames[:6]
+    det = HOIDetector.from_artifact(runtime_artifacts[target], throughput=True)
+    expected = [_key(det.predict(f)) for f in frames]
+    got, errors = {}, []
+
+    def stream(i: int) -> None:
+        try:
+            for _ in range(3):
+                got[i] = [_key(r.prediction.detections) for r in predict_stream(det, frames, depth=3)]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=stream, args=(i,), daemon=True) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and got == {i: expected for i in range(4)}
+
+
 class _SlowRunner:
     """Wraps a runner, making each detector call slow: a pipeline that cannot keep up with the camera."""
 
