@@ -169,7 +169,7 @@ def render_markdown(r: Any) -> str:
     ]
     lines += ["", MEMORY_NOTE] + ([GPU_NOTE] if gpu else []) + ([BOX_AP_NOTE] if box else [])
     lines += execution_lines(r.backends)
-    if any("n/a" in row for row in rows):
+    if any("n/a" in cell for row in rows for cell in row):          # box AP cells read "n/a / 85.0"
         lines.append(NA_NOTE)
     if r.failures:
         lines += ["", "Failures:", *[f"- {f}" for f in r.failures]]
