@@ -125,7 +125,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              "            if ok:\n                failures = 0\n", "            if ok:\n",
              ("tests/runtime/test_stream.py::test_a_good_frame_resets_the_reconnect_count",)),
     Mutation("feature-cache key ignores the detector's channel order", "train/feature_cache.py",
-             '"detector_classes", "detector_score_kind")', '"detector_classes", "detector_score_kind", "detector_channels")',
+             '"detector_classes", "detector_score_kind")',
+             '"detector_classes", "detector_score_kind", "detector_channels")',
              ("tests/train/test_feature_cache.py::test_cache_key_changes_with_each_pre_processing_field",)),
     Mutation("ORT OpenVINO provider device not upper-cased", "hoi_edge/runtime/devices.py",
              'options["device_type"] = o.upper()', 'options["device_type"] = o', ("tests/runtime/test_devices.py",)),
@@ -207,7 +208,9 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
     env = {**os.environ, "PYTHONPATH": str(copy)}
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        # one process (-n 0): under pytest-xdist (the suite's addopts) -x ends a failing run with exit 2
+        # ("interrupted"), which is not a verdict; -x then stops at the first failing test
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-n", "0", "-q", "-p", "no:cacheprovider", *tests],
                               cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
         code, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired:
