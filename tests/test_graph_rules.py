@@ -82,6 +82,24 @@ def test_the_candidate_cap_changes_the_random_cases() -> None:
     assert changed > 0
 
 
+@pytest.mark.parametrize("nms", [0.5, None])
+def test_a_score_exactly_at_the_threshold_through_both_paths(nms) -> None:
+    """Scores 0.9, 0.5 and 0.25 with the threshold at 0.5 (all exact in float32), boxes apart: OpenCV's NMS drops
+    a score equal to its threshold, so with NMS both paths keep 1 instance; without NMS both keep 2 (>=)."""
+    labels = LabelMap.build(CLASSES, VOCAB)
+    scores = np.zeros((1, 3, len(CLASSES)), np.float32)
+    scores[0, :, 1] = [0.9, 0.5, 0.25]                                 # class 'cup'
+    boxes = np.array([[[0.2, 0.2, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1], [0.8, 0.8, 0.1, 0.1]]], np.float32)
+    feats = np.arange(9, dtype=np.float32).reshape(1, 3, 3)
+    want = select_instances(scores, boxes, feats, labels, (100, 100), 128, 3, 0.5, nms, score_kind=PROBABILITIES,
+                            resize=STRETCH)
+    have = rules.select_instances(_t(scores[0]), _t(boxes[0]), _t(feats[0]), _t(labels.relevant().astype(np.float32)),
+                                  torch.tensor(100.0), torch.tensor(100.0), 128, 3, 0.5, nms, PROBABILITIES, STRETCH)
+    assert int(want.valid.sum()) == (1 if nms is not None else 2)
+    np.testing.assert_array_equal(have["valid"].numpy(), want.valid)
+    np.testing.assert_allclose(have["scores"].numpy(), want.scores)
+
+
 def test_nms_removes_something_in_the_random_cases() -> None:
     """The NMS comparison above is not vacuous: with NMS fewer instances survive than without."""
     labels = LabelMap.build(CLASSES, VOCAB)

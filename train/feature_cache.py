@@ -40,6 +40,7 @@ from hoi_edge.core.atomic import atomic_directory, atomic_write_text
 from hoi_edge.core.errors import InputFileError
 from hoi_edge.core.jsonio import read_json_object
 from hoi_edge.data.hico_json import HicoImage
+from hoi_edge.pipeline.spec import PipelineSpec
 from hoi_edge.runtime.torch_runner import pipeline_spec
 from train import distributed
 from train.dataset import HICODataset
@@ -65,10 +66,14 @@ def weights_fingerprint(encoder: FrozenEncoder) -> str:
 
 
 def preprocess_fingerprint(encoder: FrozenEncoder) -> dict[str, Any]:
+    """The pre-processing part of the cache key of ``encoder``'s model (:func:`preprocess_key`)."""
+    return preprocess_key(pipeline_spec(encoder.model))
+
+
+def preprocess_key(spec: PipelineSpec) -> dict[str, Any]:
     """What decides the networks' inputs: sizes, normalisation, resize and channel order (the pipeline spec
     without the facts used after them); plus the flip state (never flipped)."""
-    spec = pipeline_spec(encoder.model).to_dict()
-    key = {k: v for k, v in spec.items() if k not in _AFTER_CACHE}
+    key = {k: v for k, v in spec.to_dict().items() if k not in _AFTER_CACHE}
     key["hflip"] = False
     return json.loads(json.dumps(key))                # tuples -> lists, as read back from JSON
 

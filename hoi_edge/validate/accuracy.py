@@ -28,6 +28,8 @@ from hoi_edge.eval import (
 )
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
+#: how reports and failure messages name each metric (the Markdown table's column names)
+METRIC_NAMES = {"full": "Full", "rare": "Rare", "non_rare": "Non-rare", "unseen": "Unseen", "seen": "Seen"}
 
 
 @dataclass(frozen=True)

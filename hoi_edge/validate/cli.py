@@ -54,7 +54,8 @@ def _common_options(fn):
 @click.option("--splits", type=_FILE, default=None,
               help="splits.json for --split (default: beside --data, else the vocabulary's own splits).")
 @click.option("--max-map-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Fail when an artifact's mAP (Full, or Unseen with --split) drops more points than this.")
+              help="Fail when an artifact's mAP drops more points than this in Full, Rare (when the GT has rare "
+                   "classes) or, with --split, Unseen or Seen.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
               help="Fail when an artifact's top-k agreement with the reference is below this (0-1).")
 @click.option("--allow-empty-reference", is_flag=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from hoi_edge.pipeline.detector import STAGES
+from hoi_edge.validate.accuracy import METRIC_NAMES
 from hoi_edge.validate.environment import cpu_line
 from hoi_edge.validate.memory import MemoryStats
 
@@ -17,8 +18,9 @@ MEMORY_NOTE = ("Peak RSS: high-water mark (VmHWM) of a fresh process per backend
                "(+model): peak minus the RSS once those were imported, before the model was loaded: weights, "
                "compiled graphs and working buffers.")
 GPU_NOTE = "GPU peak MB: torch.cuda.max_memory_allocated of the reference (tensors only, not the CUDA context)."
-NA_NOTE = ("n/a: the reference found no triplet (agreement) or no instance (box AP) on any image, so there was "
-           "nothing to compare with.")
+NA_NOTE = ("n/a: the reference found no triplet (agreement) or no instance (box AP) on any image, or the ground "
+           "truth has no pair of a gated mAP column's classes, so there was nothing to compare with (a gated n/a "
+           "fails).")
 BOX_AP_NOTE = ("Box AP (H / O): COCO-style AP (%) of the backend's kept human / object instances against the "
                "reference's as pseudo ground truth, at IoU 0.5 (AP50) and averaged over IoU 0.50:0.95.")
 
@@ -114,7 +116,8 @@ def render_markdown(r: Any) -> str:
     head = ["Model", "Size (MB)"]
     if r.has_groundtruth:
         head += ["mAP Full", "Rare", "Non-rare"] + (["Unseen", "Seen"] if zero_shot else [])
-        head += ["Δ mAP Full"] + (["Δ Unseen"] if zero_shot else [])
+        gated = r.thresholds.gated_columns(r.reference.accuracy) or ("full",)     # a Δ column per gated mAP
+        head += [f"Δ {'mAP ' if m == 'full' else ''}{METRIC_NAMES[m]}" for m in gated]
     gpu, box = has_gpu_memory(r.backends), _has_box_ap(r.backends)
     head += [f"Top-{k} agree", "Score MAE", "Box IoU"]
     head += ["Box AP50 (H / O)", "Box AP (H / O)"] if box else []
@@ -130,9 +133,8 @@ def render_markdown(r: Any) -> str:
             if zero_shot:
                 row += [_f(a.unseen if a else None), _f(a.seen if a else None)]
             d = b.map_drop or {}
-            row += ["—" if ref else _f(d.get("full"), suffix=" pt")]
-            if zero_shot:
-                row += ["—" if ref else _f(d.get("unseen"), suffix=" pt")]
+            row += ["—" if ref or b.map_drop is None else "n/a" if d.get(m) is None else _f(d[m], suffix=" pt")
+                    for m in gated]
         row += fmt_agreement(b.agreement)
         row += [fmt_box_ap(b.box_ap, "ap50"), fmt_box_ap(b.box_ap, "ap")] if box else []
         lat = b.latency
@@ -146,8 +148,9 @@ def render_markdown(r: Any) -> str:
             + ("ground truth" if r.has_groundtruth else "no labels: agreement only") + ")")
     limits = []
     if r.thresholds.max_map_drop is not None:
-        limits.append(f"max mAP drop {r.thresholds.max_map_drop:.2f} points (Full{', Unseen' if zero_shot else ''})"
-                      + ("" if r.has_groundtruth else " — not checked without GT"))
+        columns = ", ".join(METRIC_NAMES[m] for m in r.thresholds.gated_columns(r.reference.accuracy))
+        limits.append(f"max mAP drop {r.thresholds.max_map_drop:.2f} points"
+                      + (f" ({columns})" if columns else " — not checked without GT"))
     if r.thresholds.min_agreement is not None:
         limits.append(f"min top-{k} agreement {r.thresholds.min_agreement:.3f}")
     runs = r.reference.latency.runs if r.reference.latency else 0
@@ -166,7 +169,7 @@ def render_markdown(r: Any) -> str:
     ]
     lines += ["", MEMORY_NOTE] + ([GPU_NOTE] if gpu else []) + ([BOX_AP_NOTE] if box else [])
     lines += execution_lines(r.backends)
-    if any("n/a" in row for row in rows):
+    if any("n/a" in cell for row in rows for cell in row):          # box AP cells read "n/a / 85.0"
         lines.append(NA_NOTE)
     if r.failures:
         lines += ["", "Failures:", *[f"- {f}" for f in r.failures]]

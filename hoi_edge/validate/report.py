@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hoi_edge.validate.accuracy import MapScores
+from hoi_edge.validate.accuracy import METRIC_NAMES, MapScores
 from hoi_edge.validate.agreement import AgreementStats
 from hoi_edge.validate.backends import BackendSpec
 from hoi_edge.validate.latency import LatencyStats
@@ -25,8 +25,10 @@ _EPS = 1e-9      # float noise must not fail a drop exactly at the threshold
 
 @dataclass(frozen=True)
 class Thresholds:
-    """``max_map_drop`` (mAP points) gates mAP Full, and Unseen when a zero-shot split is evaluated;
-    it needs ground truth. ``min_agreement`` (0-1) gates the top-k overlap and always applies; an
+    """``max_map_drop`` (mAP points) gates every mAP column that says something on its own (see
+    :meth:`gated_columns`): Full; Rare when the ground truth has rare classes; Unseen and Seen when a
+    zero-shot split is evaluated. A gated column that is undefined (n/a) fails: nothing was compared. It
+    needs ground truth. ``min_agreement`` (0-1) gates the top-k overlap and always applies; an
     agreement that is n/a (the reference found nothing) fails it, since nothing was compared.
     ``allow_empty_reference``: a reference that found no triplet on any image does not fail the run.
     ``allow_checkpoint_mismatch``: an artifact exported from another checkpoint is only a warning."""
@@ -36,14 +38,32 @@ class Thresholds:
     allow_empty_reference: bool = False
     allow_checkpoint_mismatch: bool = False
 
+    @staticmethod
+    def gated_columns(accuracy: MapScores | None) -> tuple[str, ...]:
+        """The mAP metrics ``max_map_drop`` gates for a backend scored ``accuracy`` (none without GT).
+
+        Full alone would let an INT8 model that keeps the frequent classes and loses the unseen ones (the
+        reason a zero-shot model exists) pass, so Unseen and Seen are gated with a split, and Rare wherever
+        the ground truth has rare classes (a Rare mAP is defined). Non-rare is most of Full and not gated."""
+        if accuracy is None:
+            return ()
+        rare = ("rare",) if accuracy.rare is not None else ()
+        zero_shot = ("unseen", "seen") if accuracy.split is not None else ()
+        return ("full", *rare, *zero_shot)
+
     def check(self, b: "BackendReport") -> list[str]:
         out = []
         if self.max_map_drop is not None and b.map_drop is not None:
-            for metric in ("full", "unseen"):
-                drop = b.map_drop.get(metric)
-                if drop is not None and drop > self.max_map_drop + _EPS:
-                    out.append(f"{b.label} ({b.spec.path}): mAP {metric.capitalize()} drop "
-                               f"{drop:.2f} > {self.max_map_drop:.2f} points")
+            for metric in self.gated_columns(b.accuracy):
+                name, drop = METRIC_NAMES[metric], b.map_drop.get(metric)
+                if drop is None:
+                    out.append(f"{b.label} ({b.spec.path}): mAP {name} is n/a (the ground truth has no pair of "
+                               f"its classes in the evaluated images), so --max-map-drop {self.max_map_drop:.2f} "
+                               "cannot be checked")
+                elif drop > self.max_map_drop + _EPS:
+                    mine = getattr(b.accuracy, metric)
+                    out.append(f"{b.label} ({b.spec.path}): mAP {name} drop {drop:.2f} > {self.max_map_drop:.2f} "
+                               f"points (reference {mine + drop:.2f}, artifact {mine:.2f})")
         if self.min_agreement is not None and b.agreement is not None:
             overlap = b.agreement.topk_overlap
             if overlap is None:

@@ -44,3 +44,17 @@ def test_json_that_is_not_hico(tmp_path):
     bad.write_text('{"foo": 1}')
     with pytest.raises(InputFileError, match="expected keys 'annotation' \\+ 'filenames'"):
         list_images(CalibrationConfig(bad))
+
+
+def test_a_folder_larger_than_the_sample_gives_a_seeded_random_subset(tmp_path):
+    """--calib-size 300 on a large folder must not take the first 300 files by name (often one scene or one
+    class): a seeded shuffle picks them, the same for the same seed and another for another seed."""
+    names = [f"img_{i:03d}.jpg" for i in range(40)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")                         # listing only: nothing is decoded here
+    picked = {seed: [p.name for p in list_images(CalibrationConfig(tmp_path, max_images=8, seed=seed))]
+              for seed in (0, 1)}
+    assert all(len(p) == 8 and len(set(p)) == 8 for p in picked.values())
+    assert sorted(picked[0]) != names[:8] and sorted(picked[1]) != names[:8]
+    assert [p.name for p in list_images(CalibrationConfig(tmp_path, max_images=8, seed=0))] == picked[0]
+    assert set(picked[0]) != set(picked[1])

@@ -155,6 +155,29 @@ def test_int8_end_to_end_agreement_is_reported(e2e_factory, same_clip_reference,
     assert hoi >= 0.3 and mae < 0.05
 
 
+@pytest.mark.slow
+def test_int8_end_to_end_keeps_every_units_fp_layers(e2e_factory, artifact_factory):
+    """The one INT8 network keeps in FP exactly the weighted layers the three INT8 units keep (DETR's class and
+    box heads, the HOI decoder's projection into CLIP space), plus its own resampling and text-bank scoring;
+    the loose agreement bound above cannot see a sensitive layer quantized."""
+    import re
+
+    from compress.openvino_layers import float_weight_layers
+    from compress.quantize import SENSITIVE_PATTERNS
+    from hoi_edge.core.units import EXPORT_UNITS
+
+    units = artifact_factory("openvino", "int8")
+    per_unit = {u: float_weight_layers(units / f"{u}.xml") for u in EXPORT_UNITS}
+    e2e = float_weight_layers(e2e_factory("openvino", "int8") / "end_to_end.xml")
+    print(f"\nFP layers: three units {per_unit}; end-to-end {e2e}")
+    assert per_unit["detector"] and per_unit["hoi_head"]
+    own = [n for n in e2e if any(re.fullmatch(p, n) for p in SENSITIVE_PATTERNS["end_to_end"])]
+    assert own, e2e                                           # the resampling and the scorer stay FP
+    # __module.detector.class_embed/aten::linear/MatMul -> the unit's own __module.class_embed/aten::linear/MatMul
+    in_units = sorted("__module." + n.split(".", 2)[2] for n in e2e if n not in own)
+    assert in_units == sorted(n for names in per_unit.values() for n in names), (in_units, per_unit)
+
+
 def assert_sample_agrees(folder: Path, images: list[Path], tmp_path: Path) -> None:
     """``samples/end_to_end_executorch.py``, run where importing hoi_edge fails, gives hoi_edge's triplets."""
     art = HOIDetector.from_artifact(folder)

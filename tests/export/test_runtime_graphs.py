@@ -56,12 +56,14 @@ def test_detr_export_module_folds_batchnorm_and_keeps_outputs():
     assert all(torch.equal(before[k], v) for k, v in det.state_dict().items())      # the eager module is untouched
 
 
-def _qdq_gemm(bias: np.ndarray) -> onnx.ModelProto:
-    """DQ(x) -> Gemm(transB) <- DQ(per-channel int8 W), float bias: what NNCF writes for a Linear layer."""
+def _qdq_gemm(bias: np.ndarray, w_scale: np.ndarray | None = None) -> onnx.ModelProto:
+    """DQ(x) -> Gemm(transB) <- DQ(per-channel int8 W), float bias: what NNCF writes for a Linear layer.
+    ``w_scale``: the weight's per-output-channel scales (default 0.01 for every channel)."""
     rng = np.random.default_rng(0)
     n, k = bias.shape[0], 16
+    w_scale = np.full(n, 0.01) if w_scale is None else w_scale
     inits = [numpy_helper.from_array(rng.integers(-100, 100, (n, k)).astype(np.int8), "w"),
-             numpy_helper.from_array(np.full(n, 0.01, np.float32), "w_scale"),
+             numpy_helper.from_array(np.asarray(w_scale, np.float32), "w_scale"),
              numpy_helper.from_array(np.zeros(n, np.int8), "w_zero"),
              numpy_helper.from_array(np.array(0.05, np.float32), "x_scale"),
              numpy_helper.from_array(np.array(0, np.int8), "x_zero"),
@@ -93,6 +95,21 @@ def test_int32_gemm_biases_let_onnxruntime_fuse_qgemm():
     x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
     quantum = 0.05 * 0.01
     np.testing.assert_allclose(_run(fused, x), _run(float_bias, x), atol=quantum)
+
+
+def test_int32_gemm_biases_use_each_output_channels_weight_scale():
+    """NNCF scales weights per output channel: channel c's bias quantum is x_scale * w_scale[c]. ONNX Runtime's
+    QGemm adds the int32 bias to the int32 accumulator as is, so a bias quantized with another channel's scale
+    would be off by w_scale[c] / w_scale[0]; within one bias quantum of the float-bias model, channel by channel."""
+    w_scale = np.geomspace(0.002, 0.05, 8)                            # 25x apart, as real channels are
+    bias = np.linspace(-1, 1, 8)
+    float_bias = _qdq_gemm(bias, w_scale)
+    fused, count = quantize_gemm_biases(_qdq_gemm(bias, w_scale))
+    assert count == 1 and optimized_op_counts(fused)["QGemm"] == 1
+    x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
+    got, want = _run(fused, x), _run(float_bias, x)
+    quantum = 0.05 * w_scale.astype(np.float32)                      # x_scale * w_scale[c], per column
+    assert np.all(np.abs(got - want) <= quantum[None, :] + 1e-6), (got - want) / quantum
 
 
 def test_bias_that_overflows_int32_stays_float():

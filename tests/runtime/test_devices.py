@@ -71,6 +71,15 @@ def test_onnx_providers_keep_priority_and_fall_back_only_when_asked() -> None:
         plan_onnx_providers("tensorrt:fp8", jetson)
 
 
+def test_onnx_openvino_provider_device_is_upper_cased() -> None:
+    """ONNX Runtime's OpenVINO provider takes device_type in OpenVINO's spelling (GPU, NPU, HETERO:GPU,CPU):
+    ``openvino:gpu`` must reach it as GPU."""
+    available = ["OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    for typed, device in (("gpu", "GPU"), ("npu", "NPU"), ("Gpu.1", "GPU.1"), ("CPU", "CPU")):
+        plan = plan_onnx_providers(f"openvino:{typed},cpu", available)
+        assert plan.providers == available and plan.options == [{"device_type": device}, {}], (typed, plan)
+
+
 def test_executorch_is_xnnpack_and_names_the_others() -> None:
     assert check_executorch_device("CPU") == "xnnpack"
     assert parse_devices("executorch", None) == dict.fromkeys(UNITS, "xnnpack")

@@ -168,6 +168,26 @@ def test_mjpeg_stream_reconnects_and_reports_it(photo_frames) -> None:
     assert stats.reconnects == 2 and len(events) == 2 and "dropped; reconnecting in 0.1 s" in events[0], events
 
 
+def test_a_good_frame_resets_the_reconnect_count(monkeypatch) -> None:
+    """A camera that drops every 2 frames but always comes back: 5 drops in all with a limit of 2 in a row must not
+    end the stream (a day-long stream drops more often than any limit), since each good frame resets the count."""
+    import numpy as np
+
+    frames = [np.full((120, 160, 3), v, np.uint8) for v in (10, 200)]
+    opened = []
+
+    def reopen(source, reconnect=None):
+        opened.append(_FakeCamera(frames, n=2, fps=1000))
+        return opened[-1]
+
+    monkeypatch.setattr("hoi_edge.data.sources.open_capture", reopen)
+    stats, events = SourceStats(), []
+    got = list(iter_frames(Source.parse("rtsp://127.0.0.1:8554/cam"), max_frames=12, stats=stats,
+                           reconnect=Reconnect(attempts=2, first_wait_s=0.001), notify=events.append))
+    assert len(got) == 12 and len(opened) == 6 and stats.reconnects == 5 > 2
+    assert all("(attempt 1/2)" in e for e in events) and len(events) == 5, events
+
+
 def test_a_stream_that_does_not_come_back_fails_in_one_line(photo_frames) -> None:
     with MJPEGServer(_jpegs(photo_frames), frames_per_connection=3, max_connections=1) as url:
         events = []

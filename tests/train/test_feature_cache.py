@@ -13,7 +13,7 @@ import torch
 from hoi_edge.core.errors import InputFileError
 from hoi_edge.weights.checkpoint import load_model
 from train.dataset import HICODataset
-from train.feature_cache import MANIFEST, build_cache, cached_dataset
+from train.feature_cache import _AFTER_CACHE, MANIFEST, build_cache, cached_dataset, preprocess_key
 from train.forward import FROZEN_FIELDS, FrozenEncoder
 from train.trainer import TrainConfig, Trainer
 
@@ -88,6 +88,34 @@ def test_stale_cache_is_refused_in_one_line(tiny_checkpoint, dataset, tmp_path):
     (tmp_path / "d" / "notes.txt").write_text("x")
     with pytest.raises(InputFileError, match="not empty and has no manifest.json"):
         build_cache(dataset, fresh, tmp_path / "d")
+
+
+# every pipeline fact that decides what the cached networks see, with another value for it
+NETWORK_INPUTS = {"detector_size": 320, "clip_size": 336, "clip_mean": (0.5, 0.5, 0.5), "clip_std": (0.5, 0.5, 0.5),
+                  "detector_mean": (0.0, 0.0, 0.0), "detector_std": (1.0, 1.0, 1.0), "detector_family": "nanodet",
+                  "detector_resize": "stretch", "detector_channels": "bgr"}
+ALSO_KEYED = {"nms_candidates": 100}        # selection, after the networks, but keyed (a stale key is only slower)
+
+
+def test_cache_key_changes_with_each_pre_processing_field(model):
+    """Field by field: a cache built for other network inputs (BGR instead of RGB, another size or
+    normalisation) is stale; the facts applied after the networks leave the key alone."""
+    from dataclasses import fields, replace
+
+    from hoi_edge.runtime.torch_runner import pipeline_spec
+
+    spec = pipeline_spec(model)
+    names = {f.name for f in fields(spec)}
+    assert names == set(NETWORK_INPUTS) | set(ALSO_KEYED) | set(_AFTER_CACHE), "classify the new spec field here"
+    base = preprocess_key(spec)
+    for name, other in {**NETWORK_INPUTS, **ALSO_KEYED}.items():
+        assert getattr(spec, name) != other, name
+        changed = preprocess_key(replace(spec, **{name: other}))
+        assert changed != base and {k for k in base if changed[k] != base[k]} == {name}, name
+    for name in _AFTER_CACHE:
+        value = getattr(spec, name)
+        other = 0.123 if isinstance(value, float) else (None if value is not None else 0.5)
+        assert preprocess_key(replace(spec, **{name: other})) == base, name
 
 
 class _Failing(FrozenEncoder):

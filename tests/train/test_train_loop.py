@@ -99,7 +99,13 @@ def test_resume_continues_epoch_step_and_optimizer(trained, dataset):
     cfg = replace(trained.cfg, epochs=EPOCHS + 1, resume=str(last), max_steps_per_epoch=1)
     trainer = Trainer(load_model(last), dataset, cfg)
     assert (trainer.epoch, trainer.step) == (EPOCHS, 18)
-    assert all(int(s["step"]) == 18 for s in trainer.optimizer.state_dict()["state"].values())
+    state = trainer.optimizer.state_dict()["state"]
+    saved = read_checkpoint(last)["extra"]["optimizer"]["state"]
+    # not vacuous: a state that was never loaded is empty, and all(...) over nothing is True
+    assert len(state) == len(saved) > 0 and sorted(state) == sorted(saved)
+    assert [int(s["step"]) for s in state.values()] == [18] * len(saved)
+    for k, s in saved.items():
+        torch.testing.assert_close(state[k]["exp_avg_sq"], s["exp_avg_sq"], rtol=0, atol=0, msg=str(k))
     records = trainer.fit()
     assert [(r["epoch"], r["step"]) for r in records] == [(EPOCHS + 1, 19)]
     assert read_checkpoint(last)["extra"]["epoch"] == EPOCHS + 1

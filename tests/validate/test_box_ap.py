@@ -63,3 +63,14 @@ def test_group_without_reference_instances_is_na_not_a_vacuous_pass():
 def test_misaligned_image_lists_are_refused():
     with pytest.raises(ValueError, match="must align"):
         box_ap(REFERENCE[:1], REFERENCE, PERSON)
+
+
+def test_a_reference_box_is_claimed_once():
+    """Two reference persons A and B; the candidate finds A (0.9), a near-copy of A (0.8) and B (0.7). The copy
+    is a false positive (A is taken), so the ranked list is TP, FP, TP: precision 1 up to recall 0.5 (51 of
+    COCO's 101 recall points), then 2/3 (50 points): AP50 = (51 + 50 * 2/3) / 101 = 83.5 %, not 100."""
+    a, b = [10, 10, 110, 210], [200, 20, 300, 220]
+    near_a = [12, 10, 112, 210]                                       # IoU with A 0.96, with B 0
+    ap = box_ap([boxes([a, near_a, b], [PERSON] * 3, [0.9, 0.8, 0.7])], [boxes([a, b], [PERSON] * 2)], PERSON)
+    assert ap.persons.ap50 == pytest.approx(83.5, abs=0.005)
+    assert ap.persons.candidate_instances == 3 and ap.persons.reference_instances == 2

@@ -204,8 +204,81 @@ def test_thresholds_both_ways():
     assert "openvino/int8" in failed.failures[0] and "2.50 > 1.00" in failed.failures[0]
     assert _report(2.5, Thresholds(max_map_drop=3.0)).passed
     strict = _report(0.0, Thresholds(max_map_drop=None, min_agreement=0.9))
-    assert not strict.passed and all("agreement 0.800 < 0.900" in f for f in strict.failures)
+    assert len(strict.failures) == 2 and all("agreement 0.800 < 0.900" in f for f in strict.failures)
     assert _report(1.0).passed          # exactly at the threshold is allowed
+
+
+REFERENCE_MAP = {"full": 40.0, "rare": 30.0, "non_rare": 42.0, "unseen": 35.0, "seen": 41.0}
+
+
+def _zero_shot_report(drops: dict[str, float], split: str | None = "rf_uc", rare: bool = True,
+                      undefined: tuple[str, ...] = ()) -> ValidationReport:
+    """A reference with every mAP column and one INT8 artifact ``drops[metric]`` points below it per metric;
+    ``undefined`` metrics are None for both (no GT of those classes)."""
+    def scores(drop: dict[str, float]) -> MapScores:
+        v = {m: None if m in undefined or (m == "rare" and not rare) else REFERENCE_MAP[m] - drop.get(m, 0.0)
+             for m in REFERENCE_MAP}
+        if split is None:
+            v["unseen"] = v["seen"] = None
+        return MapScores(mean_recall=50.0, split=split, **v)
+
+    report = _report(0.0)
+    report.settings["split"] = split
+    report.reference.accuracy = scores({})
+    for b, drop in zip(report.artifacts, ({}, drops)):
+        b.accuracy = scores(drop)
+        b.map_drop = b.accuracy.drop_from(report.reference.accuracy)
+        b.failures = report.thresholds.check(b)
+    return report
+
+
+@pytest.mark.parametrize("metric, name", [("rare", "Rare"), ("unseen", "Unseen"), ("seen", "Seen")])
+def test_each_map_column_is_gated_on_its_own(metric, name):
+    """An INT8 artifact that keeps Full mAP but loses the unseen (or rare, or seen) classes fails, naming the
+    column and its numbers."""
+    report = _zero_shot_report({"full": 0.4, metric: 3.0})
+    assert not report.passed and len(report.failures) == 1, report.failures
+    failure = report.failures[0]
+    assert failure.startswith("openvino/int8 (") and "Full" not in failure, failure
+    ref = REFERENCE_MAP[metric]
+    assert f"mAP {name} drop 3.00 > 1.00 points (reference {ref:.2f}, artifact {ref - 3.0:.2f})" in failure
+    assert _zero_shot_report({"full": 0.4, metric: 1.0}).passed            # at the threshold: allowed
+    md = report.to_markdown()
+    assert "max mAP drop 1.00 points (Full, Rare, Unseen, Seen)" in md and f"Δ {name}" in md and "3.00 pt" in md
+
+
+def test_zero_shot_columns_are_gated_only_with_a_split_and_rare_only_when_defined():
+    no_split = _zero_shot_report({"unseen": 9.0, "seen": 9.0}, split=None)
+    assert no_split.passed and "max mAP drop 1.00 points (Full, Rare)" in no_split.to_markdown()
+    no_rare = _zero_shot_report({}, rare=False)
+    assert no_rare.passed and "max mAP drop 1.00 points (Full, Unseen, Seen)" in no_rare.to_markdown()
+    assert not _zero_shot_report({"full": 1.5}, split=None, rare=False).passed
+
+
+@pytest.mark.parametrize("metric, name", [("unseen", "Unseen"), ("full", "Full")])
+def test_a_gated_column_with_nothing_to_compare_fails_as_na(metric, name):
+    """A split asked for on images without an unseen class compares nothing: n/a, not a pass."""
+    report = _zero_shot_report({}, undefined=(metric,))
+    assert not report.passed and len(report.failures) == 2, report.failures         # both artifacts
+    assert f"openvino/int8 (/tmp/openvino-int8): mAP {name} is n/a" in report.failures[1], report.failures
+    md = report.to_markdown()
+    assert "| n/a |" in md and "a gated n/a fails" in md
+
+
+@pytest.mark.parametrize("metric, name", [("rare", "Rare"), ("unseen", "Unseen")])
+def test_validate_exits_3_naming_the_column(metric, name, monkeypatch, tmp_path):
+    """``hoi-edge validate`` on a crafted report whose Rare or Unseen drop exceeds --max-map-drop (Full within it)."""
+    from click.testing import CliRunner
+
+    import hoi_edge.validate.validator as validator
+    from hoi_edge.validate.cli import THRESHOLD_EXIT_CODE, validate_command
+
+    crafted = _zero_shot_report({"full": 0.2, metric: 2.5})
+    monkeypatch.setattr(validator, "validate", lambda cfg: crafted)
+    res = CliRunner().invoke(validate_command, [str(tmp_path), "--data", str(tmp_path / "a.json"), "--split", "rf-uc"])
+    assert res.exit_code == THRESHOLD_EXIT_CODE, res.output
+    assert f"validation failed: openvino/int8 (/tmp/openvino-int8): mAP {name} drop 2.50 > 1.00 points" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_report_files(tmp_path):
