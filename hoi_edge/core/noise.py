@@ -9,7 +9,16 @@ What is hidden, and how (each at its source, so nothing of hoi-edge's own output
   severity is raised to ERROR when ``onnxruntime`` is imported;
 - ExecuTorch's cpuinfo lines ("Reading file /sys/devices/soc0/image_version", "Failed to open
   midr file"), written by native code straight to file descriptor 2: :func:`quiet_native_stderr`
-  drops them around the calls that trigger them.
+  drops them around the calls that trigger them;
+- NNCF's progress bars (rich, written to stdout, one per algorithm and network, named after the
+  algorithm only): hidden, since hoi-edge's own bar names the network being exported; with
+  ``--verbose`` they go to stderr, so stdout stays the command's result;
+- PyTorch's "No CUDA runtime is found" (``torch.utils.cpp_extension``, on every export of a machine
+  with a CUDA toolkit and no GPU);
+- the tracer's warnings about shape-dependent Python branches in hoi-edge's own modules: exported
+  graphs are traced at one input size on purpose, so those branches are constants by design;
+- OpenCV's and FFmpeg's log lines (a camera that does not open, every reconnect attempt of a
+  stream): hoi-edge reports the failure in its own words; ``--verbose`` shows FFmpeg's reason.
 
 Worker processes (``validate`` / ``benchmark``) inherit the choice through ``$HOI_EDGE_VERBOSE``.
 """
@@ -81,25 +90,74 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _nncf_progress(module) -> None:
+    """NNCF's ``track`` bars: hidden, or (``--verbose``) on stderr instead of stdout."""
+    original = module.track.__init__
+    if getattr(original, "_hoi_edge", False):
+        return
+
+    def __init__(self, *args, **kwargs):
+        if is_verbose():
+            if kwargs.get("console") is None:
+                from rich.console import Console
+
+                kwargs["console"] = Console(stderr=True)
+        else:
+            kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    __init__._hoi_edge = True  # type: ignore[attr-defined]
+    module.track.__init__ = __init__
+
+
+def _quiet_opencv(module) -> None:
+    module.utils.logging.setLogLevel(module.utils.logging.LOG_LEVEL_ERROR)
+
+
+#: The tracer's warnings about Python control flow on traced shapes (torch.jit.TracerWarning).
+TRACER_WARNINGS = (r"(Converting a tensor to a Python|Iterating over a tensor|torch\.tensor results are registered "
+                   r"as constants|Output nr \d+\. of the traced function does not match)")
+
+
+_hooked: set[str] = set()
+
+
+def _after_import(name: str, callback) -> None:
+    """Run ``callback(module)`` now if ``name`` is imported, else right after its import (once)."""
+    if name in _hooked:
+        return
+    _hooked.add(name)
+    if name in sys.modules:
+        try:
+            callback(sys.modules[name])
+        except Exception:  # a quieter console is never worth a failure
+            pass
+    else:
+        sys.meta_path.insert(0, _AfterImport({name: callback}))
+
+
 def configure(verbose: bool | None = None) -> None:
     """Hide the noise above (``verbose=False``) or show everything; ``None`` reads ``$HOI_EDGE_VERBOSE``."""
     global _configured
     if verbose is None:
         verbose = is_verbose()
     os.environ[ENV] = "1" if verbose else "0"
+    _after_import("nncf.common.logging.track_progress", _nncf_progress)      # both modes: never on stdout
     if verbose or _configured:
         return
     _configured = True
     logging.getLogger("nncf").addFilter(_BelowWarning())
     logging.getLogger("torch.utils._pytree").addFilter(_DropMessages("Enum subclass"))
+    logging.getLogger("torch.utils.cpp_extension").addFilter(_DropMessages("No CUDA runtime is found"))
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+.* is deprecated", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*`torch\.jit\.\w+` is (deprecated|not supported)")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"nncf\.")      # NNCF's own API deprecations
-    if "onnxruntime" in sys.modules:
-        _quiet_onnxruntime(sys.modules["onnxruntime"])
-    else:
-        sys.meta_path.insert(0, _AfterImport({"onnxruntime": _quiet_onnxruntime}))
+    warnings.filterwarnings("ignore", message=TRACER_WARNINGS, module=r"hoi_edge\.")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")          # read when cv2 loads (worker processes too)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")       # AV_LOG_QUIET; read at FFmpeg's first use
+    _after_import("cv2", _quiet_opencv)
+    _after_import("onnxruntime", _quiet_onnxruntime)
 
 
 @contextlib.contextmanager

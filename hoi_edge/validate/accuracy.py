@@ -26,6 +26,7 @@ from hoi_edge.eval import (
     load_split,
     normalise_split_name,
 )
+from hoi_edge.eval.splits import resolve_split  # noqa: F401  (re-exported: its old home)
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
 
@@ -69,18 +70,6 @@ def check_vocabulary(gt: GroundTruth, vocab: Vocabulary) -> list[str]:
         return [f"{differ} HOI classes of {gt.source} map to other object indices than the vocabulary "
                 f"'{vocab.name}' (object numbering differs?); mAP uses HOI class indices only"]
     return []
-
-
-def resolve_split(name: str, vocab: Vocabulary, splits_file: str | Path | None = None,
-                  data: str | Path | None = None) -> ZeroShotSplit:
-    """``--splits FILE``, else ``splits.json`` beside the data, else the vocabulary's own splits."""
-    if splits_file is not None:
-        return load_split(splits_file, name)
-    if data is not None:
-        beside = Path(data).parent / "splits.json"
-        if beside.is_file():
-            return load_split(beside, name)
-    return ZeroShotSplit(name=normalise_split_name(name), unseen=tuple(vocab.unseen(name)))
 
 
 def eval_config(gt: GroundTruth, vocab: Vocabulary, split: ZeroShotSplit | None = None) -> EvalConfig:

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import click
 
-from hoi_edge.clickutil import SuggestingChoice, friendly_errors
+from hoi_edge.clickutil import SuggestingChoice, examples, friendly_errors
 
 FETCHERS = ("nanodet",)
 
 
-@click.group("weights")
+@click.group("weights", epilog=examples("hoi-edge weights fetch nanodet"))
 def weights_group() -> None:
     """Fetch pretrained weights into the cache ($HOI_EDGE_HOME, default ~/.cache/hoi-edge)."""
 
 
-@weights_group.command("fetch")
+@weights_group.command("fetch", epilog=examples("hoi-edge weights fetch nanodet",
+                                                "hoi-edge weights fetch nanodet --cache /data/hoi-edge-cache"))
 @click.argument("name", type=SuggestingChoice(FETCHERS))
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache folder (default: $HOI_EDGE_HOME or ~/.cache/hoi-edge).")

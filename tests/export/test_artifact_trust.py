@@ -62,12 +62,12 @@ def test_rebake_keeps_the_file_hashes_true(onnx_copy, tiny_checkpoint, tmp_path)
     assert load_artifact(onnx_copy).vocab.name == "kitchen"
 
 
-def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys):
+def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys, monkeypatch):
     from hoi_edge.core import provenance
 
     folder = artifact_factory("onnx", "fp32")
     assert Manifest.read(folder).random_init == ["detector", "clip"]     # the tiny test model is random
-    provenance._warned.clear()
+    monkeypatch.setattr(provenance, "_warned", False)
     load_artifact(folder)
     err = capsys.readouterr().err
     assert "WARNING" in err and "random-init weights (detector, clip)" in err and "not meaningful" in err

@@ -141,7 +141,7 @@ def test_bake_with_an_unknown_object_fails_and_leaves_the_artifact_untouched(ov_
     before = {f.name: f.read_bytes() for f in ov_copy.iterdir()}
     res = CliRunner().invoke(main, ["bake", "--artifact", str(ov_copy), "--model", str(tiny_checkpoint),
                                     "--vocab", str(vocab)])
-    assert res.exit_code == 1 and "objects the detector cannot find: ['unicorn']" in res.output, res.output
+    assert res.exit_code == 1 and "objects the detector cannot find: 'unicorn'" in res.output, res.output
     assert {f.name: f.read_bytes() for f in ov_copy.iterdir()} == before
     HOIDetector.from_artifact(ov_copy)
 
