@@ -124,13 +124,12 @@ def _data_paths(data_dir: Path | None, annotations: Path | None, images: Path | 
 
 
 def _split(name: str | None, splits: str | None, vocab, ann_file: Path) -> tuple[str, tuple[int, ...]]:
-    """(canonical split name, unseen classes); ``none`` (or no --split) trains on every class."""
+    """(split name as given, lower case; unseen classes); ``none`` (or no --split) trains on every class."""
     from hoi_edge.eval.splits import resolve_split
 
     if name is None or name.strip().lower() == NO_SPLIT:
         return NO_SPLIT, ()
-    split = resolve_split(name, vocab, splits, ann_file)
-    return split.name, split.unseen
+    return name.strip().lower(), resolve_split(name, vocab, splits, ann_file).unseen
 
 
 def _model(preset, model, resume, detector_weights, clip_weights, vocab):

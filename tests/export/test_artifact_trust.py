@@ -107,7 +107,7 @@ def test_cli_rejects_conflicts_and_suggests_near_choices(tmp_path, tiny_checkpoi
 def test_deprecated_option_names_still_work_with_a_warning(tmp_path):
     from hoi_edge.validate.cli import benchmark_command
 
-    res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path)])      # output: stdout + stderr
+    res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path), "--no-reference"])   # stdout + stderr
     assert res.exit_code == 1 and "nothing to benchmark" in res.output     # --images reached --data
     assert "--images is deprecated here, use --data" in res.output
     res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path), "--data", str(tmp_path)])

@@ -181,7 +181,8 @@ def test_benchmark_throughput_mode_puts_sync_and_pipelined_side_by_side(runtime_
 
     out = tmp_path / "tp.json"
     res = CliRunner().invoke(main, ["benchmark", "--mode", "throughput", "--data", str(shared_data / "photos"),
-                                    str(runtime_artifacts["openvino"]), "--runs", "4", "--repeats", "1",
+                                    "--artifact", str(runtime_artifacts["openvino"]), "--no-reference", "--runs", "4",
+                                    "--repeats", "1",
                                     "--warmup", "1", "--threads", "2", "--quiet", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "Frames/s (sync)" in res.output and "Frames/s (pipelined)" in res.output
