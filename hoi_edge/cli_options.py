@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MODEL = "default"
 
 MODEL_HELP = ("The model: a hoi-edge checkpoint (.pt), or 'default' for the default model, the same one in every "
-              "command (docs/weights.md).")
+              "command (docs/weights.md).  [default: default]")
 ARTIFACT_HELP = "An exported artifact folder (OpenVINO, ONNX Runtime or ExecuTorch; made by 'hoi-edge export')."
 DEVICE_HELP = ("Where the model runs. An artifact: an OpenVINO device (CPU, GPU, GPU.1, NPU, AUTO, HETERO:GPU,CPU, "
                "MULTI:...), ONNX Runtime providers in priority order (cuda,cpu; tensorrt:fp16:cache=DIR), "
@@ -41,7 +41,7 @@ SPLITS_HELP = ("splits.json for --split  [default: splits.json beside the annota
 
 def model_option(fn: F) -> F:
     """``--model`` (parameter ``model``; None when not given, which every command reads as 'default')."""
-    return click.option("--model", "model", default=None, show_default=DEFAULT_MODEL, help=MODEL_HELP)(fn)
+    return click.option("--model", "model", default=None, help=MODEL_HELP)(fn)
 
 
 def artifact_option(required: bool = False, multiple: bool = False,

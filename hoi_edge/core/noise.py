@@ -33,12 +33,16 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 
 ENV = "HOI_EDGE_VERBOSE"
 NATIVE_NOISE = re.compile(rb"Reading file /sys/devices/soc0/image_version|Failed to open midr file|"
-                          rb"cpuinfo_utils\.cpp|Skipping constant folding")
+                          rb"cpuinfo_utils\.cpp|Skipping constant folding|"
+                          # libpng / libjpeg inside OpenCV's decoders, on a corrupt image (hoi-edge names the file)
+                          rb"^libpng (error|warning)|^Corrupt JPEG data|^Premature end of JPEG file|"
+                          rb"^Invalid SOS parameters|^Unsupported marker type|^Bogus marker length")
 _configured = False
 
 
@@ -160,31 +164,51 @@ def configure(verbose: bool | None = None) -> None:
     _after_import("onnxruntime", _quiet_onnxruntime)
 
 
+_redirect_lock = threading.Lock()
+_redirect = {"depth": 0, "saved": -1, "capture": None}
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Drop :data:`NATIVE_NOISE` lines that native code writes to fd 2 inside the block (everything else
-    is passed on when the block ends). A no-op with ``--verbose`` or when fd 2 cannot be redirected."""
+    is passed on when the block ends). A no-op with ``--verbose`` or when fd 2 cannot be redirected.
+    Re-entrant and thread-safe: fd 2 belongs to the whole process, so the first block to enter redirects it
+    and the last to leave restores it (two threads decoding images at once share one capture)."""
     if is_verbose():
         yield
         return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
+    with _redirect_lock:
+        if _redirect["depth"] == 0:
             try:
                 sys.stderr.flush()
-            except ValueError:
-                pass
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().splitlines(keepends=True) if not NATIVE_NOISE.search(line)]
-            if kept:
-                os.write(2, b"".join(kept))
+                saved = os.dup(2)
+            except (OSError, ValueError):
+                saved = -1
+            if saved >= 0:
+                capture = tempfile.TemporaryFile()
+                os.dup2(capture.fileno(), 2)
+                _redirect.update(saved=saved, capture=capture)
+        _redirect["depth"] += 1
+    try:
+        yield
+    finally:
+        with _redirect_lock:
+            _redirect["depth"] -= 1
+            if _redirect["depth"] == 0 and _redirect["capture"] is not None:
+                _restore_stderr()
+
+
+def _restore_stderr() -> None:
+    capture, saved = _redirect["capture"], _redirect["saved"]
+    _redirect.update(saved=-1, capture=None)
+    try:
+        sys.stderr.flush()
+    except ValueError:
+        pass
+    os.dup2(saved, 2)
+    os.close(saved)
+    capture.seek(0)
+    kept = [line for line in capture.read().splitlines(keepends=True) if not NATIVE_NOISE.search(line)]
+    capture.close()
+    if kept:
+        os.write(2, b"".join(kept))

@@ -28,8 +28,8 @@ import numpy as np
 
 from hoi_edge.core.atomic import check_writable
 from hoi_edge.core.errors import InputFileError
-from hoi_edge.data.sources import (IMAGE_SUFFIXES, Source, SourceStats, VideoWriter, frame_count, iter_frames,
-                                   recording_fps, write_image)
+from hoi_edge.data.sources import (IMAGE_SUFFIXES, Reconnect, Source, SourceStats, VideoWriter, frame_count,
+                                   iter_frames, recording_fps, write_image)
 from hoi_edge.pipeline.detector import HOIPipeline
 from hoi_edge.pipeline.draw import draw_prediction
 from hoi_edge.pipeline.postprocess import HOIDetection
@@ -55,6 +55,7 @@ class DetectOptions:
     pipeline: bool = True          # video/camera/stream: overlap the stages (hoi_edge.pipeline.stream); same detections
     drop_frames: bool = False      # live sources: skip frames the pipeline has no room for (counted)
     fail_fast: bool = False
+    reconnect: Reconnect | None = None   # how a dropped network stream is reopened (default: Reconnect())
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     stream_stats: StreamStats = field(default_factory=StreamStats)
@@ -214,7 +215,7 @@ def _run_stream(detector: HOIPipeline, spec: str, out: Path | None, json_file: J
     total = 1 if source.kind == "image" else frame_count(source)
     if total is not None and opts.max_frames is not None:
         total = min(total, opts.max_frames)
-    source_frames = iter_frames(source, opts.max_frames, stats=opts.source_stats)
+    source_frames = iter_frames(source, opts.max_frames, reconnect=opts.reconnect, stats=opts.source_stats)
     try:
         for result in predict_stream(detector, source_frames, pipelined=opts.pipeline and source.kind != "image",
                                      drop_frames=opts.drop_frames, stats=opts.stream_stats):

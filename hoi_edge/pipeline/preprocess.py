@@ -11,6 +11,7 @@ import numpy as np
 
 from hoi_edge.core.conventions import CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, RESIZE_MODES, STRETCH  # noqa: F401
 from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.noise import quiet_native_stderr
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -19,7 +20,8 @@ def load_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputFileError(f"image not found: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    with quiet_native_stderr():          # libpng/libjpeg complain on stderr about a corrupt file; we name it
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise InputFileError(f"cannot decode image {path}: not a supported image file or corrupt")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
