@@ -9,7 +9,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from hoi_edge import cli_options
 from hoi_edge.cli import main
 
 
@@ -32,19 +31,19 @@ def test_every_help_ends_with_examples(path):
     assert "``" not in res.output                                 # no raw reST in the help
 
 
-SHARED = {"--model": cli_options.MODEL_HELP, "--artifact": cli_options.ARTIFACT_HELP,
-          "--device": cli_options.DEVICE_HELP, "--vocab": cli_options.VOCAB_HELP,
-          "--split": cli_options.SPLIT_HELP, "--splits": cli_options.SPLITS_HELP,
-          "--clip-weights": cli_options.CLIP_WEIGHTS_HELP, "--detector-weights": cli_options.DETECTOR_WEIGHTS_HELP}
-
-
 def test_shared_options_have_one_spelling_and_one_help_everywhere():
+    from hoi_edge import cli_options
+
+    shared = {"--model": cli_options.MODEL_HELP, "--artifact": cli_options.ARTIFACT_HELP,
+              "--device": cli_options.DEVICE_HELP, "--vocab": cli_options.VOCAB_HELP,
+              "--split": cli_options.SPLIT_HELP, "--splits": cli_options.SPLITS_HELP,
+              "--clip-weights": cli_options.CLIP_WEIGHTS_HELP, "--detector-weights": cli_options.DETECTOR_WEIGHTS_HELP}
     seen: dict[str, list[str]] = {}
     for path, command in COMMANDS.items():
         for param in command.params:
             for opt in param.opts:
-                if opt in SHARED and not param.hidden:
-                    assert param.help.startswith(SHARED[opt]), (path, opt, param.help)
+                if opt in shared and not param.hidden:
+                    assert param.help.startswith(shared[opt]), (path, opt, param.help)
                     seen.setdefault(opt, []).append(" ".join(path))
     assert set(seen["--artifact"]) == {"detect", "bake", "verify", "validate", "benchmark"}
     assert set(seen["--model"]) == {"detect", "export", "bake", "validate", "benchmark", "train"}

@@ -15,7 +15,6 @@ from test_detect_io import SCORES, _frame_bgr, _planted, _write_video
 
 import hoi_edge.loader
 from hoi_edge.cli import main
-from hoi_edge.pipeline.detect import JsonLines
 
 
 @pytest.fixture
@@ -114,6 +113,8 @@ def test_scores_print_as_the_drawing_shows_them():
 
 
 def test_json_lines_are_whole_from_the_first_line(tmp_path):
+    from hoi_edge.pipeline.detect import JsonLines
+
     path = tmp_path / "out.jsonl"
     lines = JsonLines(path)
     lines.write({"image": "a.jpg", "detections": [{"score": 0.5}] * 2000})      # ~30 KB: several pages

@@ -81,6 +81,7 @@ def test_one_random_weights_warning_per_command(tiny_checkpoint, tmp_path, monke
     monkeypatch.setenv("HOI_EDGE_HOME", str(tmp_path))
     shutil.copy(tiny_checkpoint, tmp_path / defaults.NANODET_NAME)       # the offline default, already cached
     monkeypatch.setattr(provenance, "_warned", False)
+    monkeypatch.delenv(provenance.WARNED_ENV, raising=False)
     path = defaults.offline_checkpoint()
     HOIDetector.from_checkpoint(path)
     HOIDetector.from_checkpoint(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,7 @@ from hoi_edge.eval import (
     Predictions,
     ZeroShotSplit,
     evaluate,
-    load_split,
-    normalise_split_name,
 )
-from hoi_edge.eval.splits import resolve_split  # noqa: F401  (re-exported: its old home)
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
 

@@ -68,6 +68,7 @@ def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys, mon
     folder = artifact_factory("onnx", "fp32")
     assert Manifest.read(folder).random_init == ["detector", "clip"]     # the tiny test model is random
     monkeypatch.setattr(provenance, "_warned", False)
+    monkeypatch.delenv(provenance.WARNED_ENV, raising=False)
     load_artifact(folder)
     err = capsys.readouterr().err
     assert "WARNING" in err and "random-init weights (detector, clip)" in err and "not meaningful" in err
