@@ -182,7 +182,7 @@ def test_sigkill_at_any_moment_leaves_only_whole_lines_and_whole_images(tmp_path
     data = js.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]
     names = [json.loads(line)["image"] for line in whole.splitlines()]
-    assert names == [f"img{i:04d}.png" for i in range(len(names))] and len(names) >= 5
+    assert names == [f"img{i:04d}.png" for i in range(len(names))] and 5 <= len(names) < 300    # killed mid-run
     assert data == whole, "a line was cut: the writer must write each line in one piece"
     for p in out.iterdir():
         if not p.name.startswith("."):
