@@ -50,14 +50,15 @@ def kill_point(targets: list[tuple[Any, str]], nth: int, when: str, marker: str 
 
 @dataclass
 class Killed:
-    killed: bool            # False: the child ended on its own (it never reached the kill point)
+    killed: bool            # False: the child ended on its own (it never reached the kill point); True: signalled
     returncode: int
     output: str
 
 
-def run_and_kill(script: str, ready: Callable[[], bool], timeout: float = 180.0,
-                 cwd: Path | None = None) -> Killed:
-    """Run ``script`` in a fresh Python (the repo and tests/ importable); SIGKILL it once ``ready()``."""
+def run_and_kill(script: str, ready: Callable[[], bool], timeout: float = 180.0, cwd: Path | None = None,
+                 sig: int = signal.SIGKILL) -> Killed:
+    """Run ``script`` in a fresh Python (the repo and tests/ importable); send it ``sig`` (SIGKILL; SIGINT is
+    Ctrl-C) once ``ready()``, and wait for it to end."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryFile(mode="w+") as log:      # a file, not a pipe: a chatty child never blocks on it
         proc = subprocess.Popen([sys.executable, "-c", script], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -66,7 +67,7 @@ def run_and_kill(script: str, ready: Callable[[], bool], timeout: float = 180.0,
         try:
             while proc.poll() is None:
                 if ready():
-                    proc.send_signal(signal.SIGKILL)
+                    proc.send_signal(sig)
                     killed = True
                     break
                 if time.monotonic() > deadline:

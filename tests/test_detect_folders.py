@@ -187,3 +187,18 @@ def test_sigkill_at_any_moment_leaves_only_whole_lines_and_whole_images(tmp_path
     for p in out.iterdir():
         if not p.name.startswith("."):
             assert cv2.imread(str(p)) is not None, p
+
+
+def test_ctrl_c_as_a_real_signal_exits_130_with_the_finished_lines(tmp_path):
+    """SIGINT (what Ctrl-C sends) to a folder run: the finished lines stay, the run says how far it got, exit 130."""
+    import signal
+
+    from killer import run_and_kill
+
+    images, js, out, marker = tmp_path / "images", tmp_path / "p.jsonl", tmp_path / "out", tmp_path / "marker"
+    _many_images(images, 6)
+    result = run_and_kill(KILL_CHILD.format(nth=4, marker=str(marker), folder=str(images), js=str(js), out=str(out)),
+                          ready=marker.exists, sig=signal.SIGINT)
+    assert result.killed and result.returncode == 130, result.output
+    assert "interrupted after 3 of 6 images; finished results kept" in result.output, result.output
+    assert [r["image"] for r in _lines(js)] == ["img0000.png", "img0001.png", "img0002.png"]

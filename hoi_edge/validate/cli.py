@@ -29,6 +29,12 @@ def reference_device_option(default: str):
                              "GPU vs CPU).")
 
 
+def _compared_models(fn):
+    """The artifacts (``--artifact``, repeated) and the PyTorch reference they are compared with (``--model``)."""
+    fn = deprecated_alias("--reference", "--model", "model")(fn)
+    return artifact_option(multiple=True, legacy_positional=True)(model_option(fn))
+
+
 def _common_options(fn):
     fn = click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
                       help="Untimed runs per backend before timing.")(fn)
@@ -41,9 +47,7 @@ def _common_options(fn):
     "hoi-edge validate --data hico/annotations.json --artifact ov-int8 --artifact onnx-int8",
     "hoi-edge validate --model model.pt --data photos/ --artifact ov-int8 --reference-device cpu   # no GT",
     "hoi-edge validate --data hico/annotations.json --split rf-uc --artifact ov-int8 --max-map-drop 0.5 --out rep/"))
-@artifact_option(multiple=True, legacy_positional=True)
-@model_option
-@deprecated_alias("--reference", "--model", "model")
+@_compared_models
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="HICO-format annotation json (mAP + agreement) or a folder of images (agreement only).")
 @click.option("--images-dir", "images_dir", type=_DIR, default=None,
@@ -98,9 +102,7 @@ def validate_command(artifact, model, data, images_dir, split, splits, max_map_d
     "hoi-edge benchmark --data photos/ --artifact ov-int8 --artifact onnx-int8 --threads 2 --runs 40",
     "hoi-edge benchmark --data photos/ --artifact ov-int8 --mode throughput --json tp.json",
     "hoi-edge benchmark --data photos/ --artifact ov-int8 --device GPU --no-reference"))
-@artifact_option(multiple=True, legacy_positional=True)
-@model_option
-@deprecated_alias("--reference", "--model", "model")
+@_compared_models
 @click.option("--no-reference", is_flag=True, help="Time only the artifacts (no PyTorch baseline, no speed ratios).")
 @click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Folder of images to time on.")
 @deprecated_alias("--images", "--data", "data", type=click.Path(path_type=Path))
