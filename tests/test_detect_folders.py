@@ -128,12 +128,15 @@ def test_json_lines_are_whole_from_the_first_line(tmp_path):
 
 
 KILL_CHILD = """
-import sys
+import signal
 import hoi_edge.loader
 from hoi_edge.cli import main
 from killer import kill_point
 from test_detect_io import _planted
 
+# Ctrl-C raises KeyboardInterrupt, as in a terminal, even when this test runs as a background job (which
+# starts with SIGINT ignored, and Python then installs no handler)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 detector, _ = _planted()
 hoi_edge.loader.open_detector = lambda **kwargs: detector
 if {nth}:
