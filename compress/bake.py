@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hoi_edge.core.atomic import atomic_directory
 from hoi_edge.core.errors import ArtifactError, WeightsError
 from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
@@ -104,12 +105,13 @@ class TextBaker:
 
 
 def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str | Path) -> Manifest:
-    """Replace an artifact's baked vocabulary in place; nothing is touched until the new bank is ready.
+    """Replace an artifact's baked vocabulary; nothing is touched until the new artifact is whole.
 
     The vocabulary is checked against the detector's label space first (:func:`check_vocabulary`). The
-    three files are written under temporary names and renamed over the old ones, the manifest last: a
-    crash between renames leaves a text bank whose fingerprint or sha256 disagrees with the manifest,
-    which loading reports instead of using it.
+    re-baked artifact is built beside the old one (its unchanged networks hard-linked, so no copy of their
+    bytes) and swapped in with one atomic exchange (:func:`hoi_edge.core.atomic.atomic_directory`): a
+    process killed at any moment leaves the old artifact or the new one, each whole and matching its
+    manifest.
     """
     folder = Path(folder)
     manifest, _ = read_manifest(folder)
@@ -117,22 +119,36 @@ def rebake_artifact(folder: str | Path, checkpoint: str | Path, vocabulary: str 
     checkpoint = source_checkpoint(folder, manifest, checkpoint)
     embeddings = bake_text_embeddings(load_model(checkpoint), vocab)
     check_width(embeddings, pair_embedding_width(manifest), checkpoint, folder)
-    with tempfile.TemporaryDirectory(prefix=".rebake-", dir=folder) as tmp:
-        tmp_dir = Path(tmp)
-        manifest.text_embeddings_sha256 = write_text_bank(tmp_dir, embeddings, vocab)
+    with atomic_directory(folder) as tmp:
+        manifest.text_embeddings_sha256 = write_text_bank(tmp, embeddings, vocab)
         networks: list[str] = []
         if manifest.layout == "end-to-end":      # the vocabulary is a constant of the one network: re-export it
             from targets.end_to_end import rebake_network
 
-            networks = rebake_network(tmp_dir, manifest, Path(checkpoint), vocab, embeddings)
+            networks = rebake_network(tmp, manifest, Path(checkpoint), vocab, embeddings)
+        rebaked = {*networks, TEXT_EMBEDDINGS, VOCABULARY, MANIFEST}
+        for old in folder.iterdir():             # everything else is unchanged: linked, not copied
+            if old.name not in rebaked and not (tmp / old.name).exists():
+                _link_or_copy(old, tmp / old.name)
         manifest.vocabulary_fingerprint = vocab.fingerprint()
         manifest.format_version = FORMAT_VERSION          # it now carries the sha256 fields
         if manifest.files is not None:                    # the networks are unchanged: only the bank's hashes move
-            manifest.files.update({name: file_sha256(tmp_dir / name)
-                                   for name in (*networks, TEXT_EMBEDDINGS, VOCABULARY)})
+            manifest.files.update({name: file_sha256(tmp / name) for name in (*networks, TEXT_EMBEDDINGS, VOCABULARY)})
         else:
-            manifest.files = {**hash_files(folder), **hash_files(tmp_dir)}
-        manifest.write(tmp_dir, record_files=False)
-        for name in (*networks, TEXT_EMBEDDINGS, VOCABULARY, MANIFEST):
-            os.replace(tmp_dir / name, folder / name)
+            manifest.files = hash_files(tmp)
+        manifest.write(tmp, record_files=False)
     return manifest
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=_link_or_copy_file)
+    else:
+        _link_or_copy_file(src, dst)
+
+
+def _link_or_copy_file(src: str | Path, dst: str | Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:                # a file system without hard links
+        shutil.copy2(src, dst)

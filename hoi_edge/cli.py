@@ -8,14 +8,25 @@ from pathlib import Path
 import click
 
 from hoi_edge import __version__
-from hoi_edge.clickutil import SuggestingChoice, friendly_errors
-from hoi_edge.targets_registry import all_precisions, device_help, target_names
+from hoi_edge.cli_options import (
+    DEFAULT_MODEL,
+    artifact_option,
+    device_option,
+    model_option,
+    vocab_option,
+    weights_options,
+)
+from hoi_edge.clickutil import InterruptibleGroup, SuggestingChoice, examples, friendly_errors
+from hoi_edge.targets_registry import all_precisions, target_names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=examples("hoi-edge detect photo.jpg", "hoi-edge detect photos/ --json preds.jsonl",
+                             "hoi-edge export --target openvino --int8 --calib photos/ --out ov-int8",
+                             "hoi-edge detect camera:0 --artifact ov-int8"))
 @click.version_option(__version__, prog_name="hoi-edge")
 @click.option("-v", "--verbose", is_flag=True,
-              help="Show third-party log output (NNCF, ExecuTorch, PyTorch warnings) hidden by default.")
+              help="Show third-party log output (NNCF, ExecuTorch, PyTorch, OpenCV/FFmpeg) hidden by default.")
 def main(verbose: bool) -> None:
     """Zero-shot human-object interaction detection (CLIP4HOI) for edge devices."""
     from hoi_edge.core.noise import configure
@@ -23,48 +34,41 @@ def main(verbose: bool) -> None:
     configure(verbose)
 
 
-model_option = click.option("--model", "model", default=None,
-                            help="hoi-edge checkpoint (.pt), or 'default' for the default model (the same one in "
-                                 "every command)  [default: default]")
-artifact_option = click.option("--artifact", type=click.Path(file_okay=False), default=None,
-                               help="Exported artifact folder (OpenVINO / ONNX / ExecuTorch) instead of --model.")
-clip_weights_option = click.option("--clip-weights", type=click.Path(dir_okay=False), default=None,
-                                   help="Local open_clip ViT-B-16 weights for the default model (offline use).")
-detector_weights_option = click.option("--detector-weights", type=click.Path(dir_okay=False), default=None,
-                                       help="Local detector weights for the default model (offline use): DETR-R50 "
-                                            "COCO (.pth), or NanoDet (official .ckpt/.pth, or a TF.js model.json); "
-                                            "the file's kind picks the detector family.")
-vocab_option = click.option("--vocab", default=None, help="Vocabulary: 'hico' or a JSON file (re-targets the classes).")
-
-
-@main.command()
+@main.command(epilog=examples(
+    "hoi-edge detect photo.jpg                                  # default model, writes photo_hoi.jpg",
+    "hoi-edge detect photos/ --json preds.jsonl --no-draw       # a folder: one JSON line per image",
+    "hoi-edge detect 'shots/*.png' --out annotated/ --fail-fast",
+    "hoi-edge detect clip.mp4 --artifact ov-int8 --device GPU",
+    "hoi-edge detect rtsp://camera/stream --artifact ov-int8 --drop-frames"))
 @click.argument("source")
 @model_option
-@artifact_option
-@vocab_option
-@clip_weights_option
-@detector_weights_option
+@artifact_option()
+@vocab_option()
+@weights_options
 @click.option("--out", type=click.Path(), default=None,
               help="Annotated image or video to write; a folder for a folder or glob of images "
                    "[default: <name>_hoi.<ext> in the working directory].")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
-              help="Write detections as JSON lines, one {image, detections} line per image or frame: the "
-                   "prediction format 'hoi-edge eval --pred' reads.")
+              help="Write detections as JSON lines, one {image, detections} line per image or frame as it "
+                   "finishes: the prediction format 'hoi-edge eval --pred' reads.")
 @click.option("--no-draw", is_flag=True, help="Write no annotated image/video (with --json only the detections).")
 @click.option("--top", default=10, show_default=True, help="Triplets drawn and printed per frame.")
 @click.option("--min-score", default=0.0, show_default=True, help="Hide triplets below this score.")
 @click.option("--max-frames", type=int, default=None, help="Stop a video/camera after N frames.")
-@click.option("--device", default=None,
-              help=device_help() + " With --model: the PyTorch device (cpu, cuda).")
+@device_option
 @click.option("--sync", "sync", is_flag=True,
               help="Video/camera: run one frame at a time instead of the pipelined stream (same detections).")
 @click.option("--drop-frames", is_flag=True,
               help="Camera/stream: when the pipeline falls behind, skip to the newest frame (reports how many "
                    "were dropped) instead of queueing.")
+@click.option("--fail-fast", is_flag=True,
+              help="Folder or glob: stop at the first image that cannot be read (default: report it, skip it, "
+                   "process the others, and exit 1 at the end).")
 @friendly_errors
 def detect(source: str, model: str | None, artifact: str | None, vocab: str | None, clip_weights: str | None,
            detector_weights: str | None, out: str | None, json_out: str | None, no_draw: bool, top: int,
-           min_score: float, max_frames: int | None, device: str | None, sync: bool, drop_frames: bool) -> None:
+           min_score: float, max_frames: int | None, device: str | None, sync: bool, drop_frames: bool,
+           fail_fast: bool) -> None:
     """Detect HOIs in SOURCE: an image, a folder or glob ('photos/*.jpg') of images, a video file,
     'camera:N' or a stream URL (rtsp://..., http://.../video.mjpg); draws the kept instances and the best
     triplets."""
@@ -72,24 +76,31 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
     from hoi_edge.loader import open_detector
     from hoi_edge.pipeline.detect import DetectOptions, check_outputs, image_list, run_detect
 
-    live = image_list(source) is None and Source.parse(source).live   # a bad SOURCE fails before a model loads
+    images = image_list(source)
+    single = images is None and Source.parse(source).kind == "image"   # a bad SOURCE fails before a model loads
+    live = images is None and Source.parse(source).live
     opts = DetectOptions(out=out, json_out=json_out, top=top, min_score=min_score, max_frames=max_frames,
-                         draw=not no_draw, pipeline=not sync, drop_frames=drop_frames)
+                         draw=not no_draw, pipeline=not sync, drop_frames=drop_frames, fail_fast=fail_fast)
     check_outputs(source, opts)                 # an unwritable --out / --json fails now, not after the run
-    streaming = image_list(source) is None and Source.parse(source).kind != "image" and not sync
+    streaming = images is None and not single and not sync
     detector = open_detector(model=model, artifact=artifact, vocabulary=vocab, clip_weights=clip_weights,
                              detector_weights=detector_weights, device=device, throughput=streaming)
     results = run_detect(detector, source, opts)
+    done = 0
     try:
-        for name, dets in results:
-            shown = [d for d in dets if d.score >= min_score][:top]
-            click.echo(f"{name}: {len(dets)} HOI triplets" + (" (top shown)" if shown else ""))
-            for d in shown:
-                click.echo(f"  {d.score:.3f}  {d.verb.replace('_', ' ')} {d.object_label}"
-                           f"  human={_box(d.human_box)} object={_box(d.object_box)}")
+        for result in results:
+            done = result.position
+            if result.error is not None:
+                click.echo(f"skipped: {_failure(*opts.failed[-1])}", err=True)     # on its own line: file, reason
+            elif single:
+                _echo_listing(result, top, min_score)
+            else:
+                click.echo(_summary_line(result, top, min_score))
     except KeyboardInterrupt:
-        results.close()          # finishes the outputs: a camera recording is kept, a half-done file is not
+        results.close()          # finishes the outputs: JSON lines so far and a camera recording are kept
         if not live:
+            click.echo(f"interrupted after {done} of {_count(images, opts)}; finished results kept"
+                       + (f": {_written(opts)}" if opts.written else ""), err=True)
             raise
         click.echo("stopped")
     if opts.drop_frames or opts.source_stats.reconnects:
@@ -98,12 +109,55 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
         click.echo(describe(opts.stream_stats) + (f"; the stream reconnected {opts.source_stats.reconnects} time(s)"
                                                   if opts.source_stats.reconnects else ""))
     if opts.written:
-        shown = [str(p) for p in opts.written[:5]]
-        more = f" and {len(opts.written) - 5} more" if len(opts.written) > 5 else ""
-        click.echo(f"wrote {', '.join(shown)}{more}")
+        click.echo(f"wrote {_written(opts)}")
+    if opts.failed:
+        raise click.ClickException(f"{len(opts.failed)} of {len(images or ())} images could not be read (listed "
+                                   f"above as 'skipped'); the other {len(images or ()) - len(opts.failed)} were "
+                                   "processed")
 
 
-@main.command()
+def _failure(path: str, reason: str) -> str:
+    """'photos/b.jpg: reason', naming the file once."""
+    return reason if path in reason else f"{path}: {reason}"
+
+
+def _count(images, opts) -> str:
+    return f"{len(images)} images" if images is not None else f"{opts.stream_stats.frames_read} frames read"
+
+
+def _written(opts) -> str:
+    shown = [str(p) for p in opts.written[:5]]
+    more = f" and {len(opts.written) - 5} more" if len(opts.written) > 5 else ""
+    return f"{', '.join(shown)}{more}"
+
+
+def _triplet(d) -> str:
+    from hoi_edge.pipeline.draw import format_score
+
+    return f"{format_score(d.score)} {d.verb.replace('_', ' ')} {d.object_label}"
+
+
+def _echo_listing(result, top: int, min_score: float) -> None:
+    """One image: a header line, then the best triplets one per line with their boxes."""
+    shown = [d for d in result.detections if d.score >= min_score][:top]
+    click.echo(f"{result.name}: {len(result.detections)} HOI triplets" + (" (top shown)" if shown else ""))
+    for d in shown:
+        click.echo(f"  {_triplet(d)}  human={_box(d.human_box)} object={_box(d.object_box)}")
+
+
+def _summary_line(result, top: int, min_score: float) -> str:
+    """A folder's image or a video's frame: one line with a progress counter and the best triplet."""
+    counter = f"[{result.position}/{result.total}]" if result.total else f"[{result.position}]"
+    shown = [d for d in result.detections if d.score >= min_score][:top]
+    best = f", best {_triplet(shown[0])}" if shown else ""
+    return f"{counter} {result.name}: {len(result.detections)} HOI triplets{best}"
+
+
+@main.command(epilog=examples(
+    "hoi-edge export --target openvino --out ov-fp32",
+    "hoi-edge export --target openvino --int8 --calib photos/ --out ov-int8",
+    "hoi-edge export --target onnx --int8 --calib hico/annotations.json --calib-images-dir hico/images --out onnx8",
+    "hoi-edge export --target executorch --model runs/train/last.pt --out et-fp32 --end-to-end"))
 @click.option("--target", required=True, type=SuggestingChoice(target_names),
               help="Export target (registered in hoi_edge/targets_registry.py).")
 @model_option
@@ -126,13 +180,13 @@ def detect(source: str, model: str | None, artifact: str | None, vocab: str | No
               help="OpenVINO INT8: fine-tune the NNCF-quantized units for N steps against the FP32 model's "
                    "outputs (quantization-aware distillation); 0 = post-training quantization only.")
 @click.option("--distill-lr", type=float, default=1e-5, show_default=True, help="Learning rate of --distill-steps.")
-@vocab_option
-@clip_weights_option
-@detector_weights_option
+@vocab_option()
+@weights_options
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (atomically).")
 @click.option("--end-to-end", "end_to_end", is_flag=True,
-              help="One network: letterboxed image in, HOI triplets out (for apps without hoi-edge's NumPy glue; "
-                   "I/O contract in the manifest and docs/export.md). DETR detectors.")
+              help="One network: image in, HOI triplets out (for apps without hoi-edge's NumPy glue). The image "
+                   "is prepared as the detector family does it: letterboxed for DETR, stretched to a square for "
+                   "NanoDet; I/O contract in the manifest and docs/export.md.")
 @friendly_errors
 def export(target: str, model: str | None, out: str, precision: str | None, int8: bool, calib: str | None,
            calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float | None, quantize_all: bool,
@@ -153,7 +207,7 @@ def export(target: str, model: str | None, out: str, precision: str | None, int8
     if val and max_drop is None:
         max_drop = DEFAULT_MAX_DROP
     cfg = ExportConfig(
-        checkpoint=model or "default", target=target, out=Path(out), precision=precision, vocabulary=vocab,
+        checkpoint=model or DEFAULT_MODEL, target=target, out=Path(out), precision=precision, vocabulary=vocab,
         calibration=CalibrationConfig(Path(calib), max_images=calib_size, images_dir=images_dir) if calib else None,
         validation=CalibrationConfig(Path(val), max_images=calib_size, role="validation") if val else None,
         quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all, max_drop=max_drop),
@@ -168,25 +222,29 @@ def export(target: str, model: str | None, out: str, precision: str | None, int8
     click.echo(f"wrote {target}/{precision} artifact to {path} ({size:.1f} MiB)")
 
 
-@main.command()
-@click.option("--artifact", required=True, type=click.Path(file_okay=False), help="Artifact folder to re-bake.")
-@click.option("--model", default="default", show_default=True,
-              help="The checkpoint the artifact was exported from ('default': the default model, as in export).")
-@click.option("--vocab", required=True, help="New vocabulary: 'hico' or a JSON file.")
+@main.command(epilog=examples("hoi-edge bake --artifact ov-int8 --vocab kitchen.json",
+                              "hoi-edge bake --artifact ov-int8 --model runs/train/last.pt --vocab hico"))
+@artifact_option(required=True)
+@model_option
+@vocab_option(required=True)
 @friendly_errors
-def bake(artifact: str, model: str, vocab: str) -> None:
-    """Re-bake an artifact's text embeddings for another vocabulary (no re-export of the networks)."""
+def bake(artifact: str, model: str | None, vocab: str) -> None:
+    """Re-bake an artifact's text embeddings for another vocabulary (no re-export of the networks). --model is
+    the checkpoint the artifact was exported from."""
     from compress.bake import rebake_artifact
+    from hoi_edge.data.vocabulary import load_vocabulary
 
-    manifest = rebake_artifact(artifact, model, vocab)
-    click.echo(f"re-baked {artifact} for vocabulary {manifest.vocabulary_fingerprint}")
+    manifest = rebake_artifact(artifact, model or DEFAULT_MODEL, vocab)
+    baked = load_vocabulary(vocab)
+    click.echo(f"re-baked {artifact} for vocabulary '{baked.name}' ({baked.num_classes} classes, "
+               f"{len(baked.verbs)} verbs, {len(baked.objects)} objects; fingerprint {manifest.vocabulary_fingerprint})")
 
 
-@main.command()
-@click.argument("artifact", type=click.Path(file_okay=False))
+@main.command(epilog=examples("hoi-edge verify --artifact ov-int8"))
+@artifact_option(required=True, legacy_positional=True)
 @friendly_errors
 def verify(artifact: str) -> None:
-    """Check every file of an ARTIFACT folder against the sha256 its manifest records (also done on load)."""
+    """Check every file of an artifact folder against the sha256 its manifest records (also done on load)."""
     from hoi_edge.targets_registry import read_manifest
 
     manifest, _ = read_manifest(artifact)

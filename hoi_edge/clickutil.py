@@ -1,8 +1,9 @@
-"""Shared click glue: every command turns library errors into one clear line (exit 1, no traceback)."""
+"""Shared click glue: every command turns library errors into one clear line (exit 1, no traceback),
+Ctrl-C ends a command with exit status 130 (the shell's convention for SIGINT), choices suggest the nearest
+valid value, and every ``--help`` ends with examples (:func:`examples`)."""
 
 from __future__ import annotations
 
-import difflib
 import errno
 import functools
 from typing import Any, Callable, Sequence, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import click
 
 from hoi_edge.core.errors import HOIEdgeError
+from hoi_edge.core.suggest import did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 _WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
@@ -60,9 +62,28 @@ class SuggestingChoice(click.Choice):
 
 def unknown_choice_message(value: str, choices: Sequence[str]) -> str:
     """"'openvio' is not one of openvino, onnx, executorch; did you mean 'openvino'?" """
-    near = difflib.get_close_matches(value.lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
-    hint = f"; did you mean {next(c for c in choices if c.lower() == near[0])!r}?" if near else ""
-    return f"{value!r} is not one of {', '.join(choices)}{hint}"
+    return f"{value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
+
+
+INTERRUPTED_EXIT_CODE = 130     # 128 + SIGINT, what a shell reports for a command stopped with Ctrl-C
+
+
+class InterruptibleGroup(click.Group):
+    """A group whose commands end with exit status 130 on Ctrl-C (click's own handling says 'Aborted!' and
+    exits 1, which scripts cannot tell from a failure). Whatever the command finished is kept: commands
+    write their results as they go (``detect`` flushes a JSON line per image)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE) from None
+
+
+def examples(*commands: str) -> str:
+    """A ``--help`` epilog listing example command lines, kept as written (no re-wrapping)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {c}" for c in commands)
 
 
 def deprecated_alias(old: str, new: str, dest: str, **option_kwargs: Any) -> Callable[[F], F]:

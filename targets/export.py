@@ -163,7 +163,9 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
         layout = e2e.manifest_fields(spec)
     with atomic_directory(out) as tmp:
         units, notes = {}, {}
-        for unit in tqdm(list(networks), desc=f"export {cfg.target}/{cfg.precision}", disable=not progress):
+        bar = tqdm(list(networks), desc=f"export {cfg.target}/{cfg.precision}", disable=not progress)
+        for unit in bar:
+            bar.set_postfix_str(unit)      # the network being exported (NNCF's own bars are hidden: core.noise)
             contract = contracts[unit]
             file = unit + checked.target.suffix
             example = as_tensors(samples[unit][0]) if samples else contract.random_example()

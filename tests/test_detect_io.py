@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import cv2
 import numpy as np
@@ -128,7 +129,10 @@ def test_video_max_frames(tmp_path):
 
 
 class _FakeCamera:
-    """Stands in for cv2.VideoCapture(index): a webcam giving the patched frame (BGR, as OpenCV does) at 25 fps."""
+    """Stands in for cv2.VideoCapture(index): a webcam giving the patched frame (BGR, as OpenCV does) at 20 fps,
+    though it claims 25 (as cameras do in low light)."""
+
+    PERIOD = 0.05
 
     def __init__(self) -> None:
         self.reads = 0
@@ -138,6 +142,7 @@ class _FakeCamera:
 
     def read(self):
         self.reads += 1
+        time.sleep(self.PERIOD)
         return True, _frame_bgr()
 
     def get(self, prop: int) -> float:
@@ -164,14 +169,16 @@ def test_camera_colour_and_frames(tmp_path, monkeypatch):
                         lambda what, *a, **k: _FakeCamera() if isinstance(what, int) else real_capture(what, *a, **k))
     detector, runner = _planted()
     out, js = tmp_path / "live.mp4", tmp_path / "live.jsonl"
-    results = list(run_detect(detector, "camera:0", DetectOptions(out=str(out), json_out=str(js), max_frames=3)))
-    assert len(results) == 3
+    results = list(run_detect(detector, "camera:0", DetectOptions(out=str(out), json_out=str(js), max_frames=6,
+                                                                  pipeline=False)))
+    assert len(results) == 6
     assert np.abs(_detector_saw(runner) - RED).max() < 40, _detector_saw(runner)
     frames, fps = _read_video(out)
-    assert len(frames) == 3 and fps == pytest.approx(25.0, abs=0.01)
+    # the recording is tagged with the rate frames came at (20/s, slower under load), not the 25 a camera claims
+    assert len(frames) == 6 and 8.0 <= fps <= 21.0, fps
     assert np.abs(_patch_colour(frames[0]) - RED).max() < 40, _patch_colour(frames[0])
     records = [json.loads(line) for line in js.read_text().splitlines()]
-    assert len(records) == 3
+    assert len(records) == 6
     _check_detections(records)
 
 

@@ -69,3 +69,57 @@ def test_bad_vocabulary_files_name_the_file_and_problem(tmp_path, content, messa
 def test_missing_vocabulary_file(tmp_path):
     with pytest.raises(VocabularyError, match="vocabulary file not found"):
         load_vocabulary(tmp_path / "nope.json")
+
+
+def _write(tmp_path, data, name="kitchen.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+KITCHEN = {"name": "kitchen", "verbs": ["hold", "kick"], "objects": ["cup", "sports ball"],
+           "hois": [["hold", "cup"], ["kick", "sports ball"]]}
+
+
+def test_an_unknown_key_is_an_error_with_a_suggestion(tmp_path):
+    """A typo such as 'verb_phrase' used to be ignored silently (the prompts then used the verbs' own words)."""
+    path = _write(tmp_path, {**KITCHEN, "verb_phrase": {"kick": "kicking"}})
+    with pytest.raises(VocabularyError) as err:
+        load_vocabulary(path)
+    assert str(path) in str(err.value) and "unknown key 'verb_phrase'; did you mean 'verb_phrases'?" in str(err.value)
+
+
+def test_errors_found_after_parsing_name_the_file_and_the_class(tmp_path):
+    """Duplicate verbs and a class listed twice used to name only the vocabulary's 'name', and not which class."""
+    path = _write(tmp_path, {**KITCHEN, "verbs": ["hold", "kick", "hold"]})
+    with pytest.raises(VocabularyError, match=rf"vocabulary 'kitchen' \({path}\): duplicate verbs \['hold'\]"):
+        load_vocabulary(path)
+    path = _write(tmp_path, {**KITCHEN, "hois": [["hold", "cup"], ["kick", "sports ball"], ["hold", "cup"]]})
+    with pytest.raises(VocabularyError, match=rf"\({path}\): the class 'hold cup' is listed twice \(hois\[0\] and "
+                                              r"hois\[2\]\)"):
+        load_vocabulary(path)
+
+
+def test_an_unknown_name_in_hois_gets_a_suggestion(tmp_path):
+    path = _write(tmp_path, {**KITCHEN, "hois": [["hold", "cup"], ["kick", "ball"]]})
+    with pytest.raises(VocabularyError, match=r"names unknown object 'ball' \(not in 'objects'\); did you mean "
+                                              r"'sports ball'\?"):
+        load_vocabulary(path)
+
+
+def test_objects_the_detector_lacks_get_a_suggestion_and_the_whole_class_list(tmp_path):
+    """'ball' for COCO's 'sports ball': named with the file, a suggestion, and all 80 classes (the list used to stop
+    at the 20th, before 'sports ball')."""
+    from hoi_edge.model.config import clip4hoi_tiny
+    from hoi_edge.model.detectors import detector_class_names
+    from hoi_edge.pipeline.postprocess import LabelMap
+
+    path = _write(tmp_path, {**KITCHEN, "objects": ["cup", "ball", "tabel"],
+                             "hois": [["hold", "cup"], ["kick", "ball"], ["hold", "tabel"]]})
+    classes = detector_class_names(clip4hoi_tiny().detector)
+    with pytest.raises(VocabularyError) as err:
+        LabelMap.build(classes, load_vocabulary(path))
+    text = str(err.value)
+    assert f"vocabulary 'kitchen' ({path}) has objects the detector cannot find" in text
+    assert "'ball' (did you mean 'sports ball'?)" in text and "'tabel' (did you mean 'dining table'?)" in text
+    assert "The detector's 80 classes:" in text and "sports ball" in text.split("classes:")[1] and text.endswith("zebra")

@@ -7,33 +7,42 @@ from types import SimpleNamespace
 
 import click
 
-from hoi_edge.clickutil import deprecated_alias
+from hoi_edge.cli_options import (
+    DEFAULT_MODEL,
+    device_option,
+    model_option,
+    split_options,
+    vocab_option,
+    weights_options,
+)
+from hoi_edge.clickutil import SuggestingChoice, deprecated_alias, examples
 from hoi_edge.core.atomic import check_writable
 from hoi_edge.core.errors import HOIEdgeError, InputFileError, WeightsError
 from hoi_edge.model.config import PRESET_HELP, PRESETS
 from train.dataset import HICODataset, find_data, load_annotations
 
-SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
+NO_SPLIT = "none"
 
 
-@click.command("train")
+@click.command("train", epilog=examples(
+    "hoi-edge train --data hico/ --split rf-uc --epochs 20            # from the default model",
+    "hoi-edge train --data hico/ --preset clip4hoi-nanodet-tiny --epochs 2 --max-steps-per-epoch 10",
+    "hoi-edge train --annotations ann.json --images-dir images/ --model runs/train/last.pt --epochs 5",
+    "hoi-edge train --data hico/ --resume runs/train/last.pt --epochs 30",
+    "torchrun --nproc_per_node 4 -m train --data hico/ --batch-size 8     # 4 GPUs"))
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Folder with annotations.json (or one *.json) and images/ (or the images beside it).")
 @click.option("--annotations", type=click.Path(path_type=Path), help="Annotation JSON (fredzzhang/hicodet format).")
 @click.option("--images-dir", "images", type=click.Path(path_type=Path), help="Folder holding the annotated images.")
 @deprecated_alias("--images", "--images-dir", "images", type=click.Path(path_type=Path))
-@click.option("--split", type=click.Choice(SPLITS, case_sensitive=False), default="none", show_default=True,
-              help="Zero-shot split: pairs with an unseen HOI label are dropped and unseen classes get no loss.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
-              help="Start from a preset architecture [default: clip4hoi-base]: "
+@split_options
+@click.option("--preset", type=SuggestingChoice(sorted(PRESETS)), default=None,
+              help="Start from a preset architecture with pretrained parts instead of --model: "
                    + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()) + ".")
-@click.option("--model", "init_ckpt", type=click.Path(path_type=Path),
-              help="Start from this hoi-edge checkpoint (its weights initialise training).")
-@deprecated_alias("--init", "--model", "init_ckpt", type=click.Path(path_type=Path))
-@click.option("--detector-weights", help="Preset only: detector weights of the preset's family: DETR 'detr-r50'/"
-              "'detr-r101' or a local .pth; NanoDet 'nanodet-g' (npm), an official .ckpt/.pth or a TF.js model.json.")
-@click.option("--clip-weights", help="Preset only: CLIP weights, an open_clip tag or a local file.")
-@click.option("--vocab", default="hico", show_default=True, help="Vocabulary of a preset model (name or JSON).")
+@model_option
+@deprecated_alias("--init", "--model", "model", type=click.Path(path_type=Path))
+@weights_options
+@vocab_option()
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True)
@@ -47,7 +56,7 @@ SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True,
               help="Folder for last.pt and train_log.jsonl.")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue a run from its last.pt.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [default: cuda when available].")
+@device_option
 @click.option("--no-gt-instances", is_flag=True, help="Do not add GT boxes the detector misses as instances.")
 @click.option("--no-hflip", is_flag=True, help="No random horizontal flips.")
 @click.option("--slim", is_flag=True, help="Leave the frozen DETR/CLIP weights out of checkpoints.")
@@ -59,8 +68,10 @@ SPLITS = ("rf-uc", "nf-uc", "uo", "uv", "none")
 def train_command(**opts) -> None:
     """Train the HO interactor, HOI decoder and prompt context of CLIP4HOI (DETR and CLIP stay frozen).
 
-    Multi-GPU / multi-node: launch it with torchrun (``torchrun --nproc_per_node N -m train ...``);
-    --batch-size is per process, so the global batch is N x batch size x --accumulate.
+    It starts from --model (default: the default model, as in every command), a --preset, or --resume.
+    Multi-GPU / multi-node: launch it with torchrun (torchrun --nproc_per_node N -m train ...);
+    --batch-size is per process, so the global batch is N x batch size x --accumulate. Without --device
+    it trains on CUDA when there is a GPU.
     """
     from train import distributed
 
@@ -87,9 +98,8 @@ def _train(o: SimpleNamespace, env) -> None:
         check_writable(o.cache_dir, "--cache-features folder")
     loaded = load_annotations(ann_file)               # bad data fails before a big model is built
     torch.manual_seed(o.seed)
-    model = _model(o.preset, o.init_ckpt, o.resume, o.detector_weights, o.clip_weights, o.vocab)
-    split = o.split.lower()
-    unseen = () if split == "none" else model.vocab.unseen(split)
+    model = _model(o.preset, o.model, o.resume, o.detector_weights, o.clip_weights, o.vocab)
+    split, unseen = _split(o.split, o.splits, model.vocab, ann_file)
     dataset = HICODataset(ann_file, image_dir, unseen=unseen, hflip=not o.no_hflip, seed=o.seed, annotations=loaded)
     ranks = f" on {env.world_size} processes" if env.world_size > 1 else ""
     echo(f"{len(dataset)} training images from {ann_file} (split {split}: {len(unseen)} unseen classes, "
@@ -120,20 +130,36 @@ def _data_paths(data_dir: Path | None, annotations: Path | None, images: Path | 
     return annotations, images
 
 
-def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
-    """The model to train: the resume checkpoint, an --init checkpoint, or a preset with pretrained parts."""
+def _split(name: str | None, splits: str | None, vocab, ann_file: Path) -> tuple[str, tuple[int, ...]]:
+    """(split name as given, lower case; unseen classes); ``none`` (or no --split) trains on every class."""
+    from hoi_edge.eval.splits import resolve_split
+
+    if name is None or name.strip().lower() == NO_SPLIT:
+        return NO_SPLIT, ()
+    return name.strip().lower(), resolve_split(name, vocab, splits, ann_file).unseen
+
+
+def _model(preset, model, resume, detector_weights, clip_weights, vocab):
+    """The model to train: the resume checkpoint, a --model checkpoint ('default': the default model, as in
+    every command; also when nothing is named), or a preset with pretrained parts."""
     from hoi_edge.data.vocabulary import load_vocabulary
     from hoi_edge.model.config import PRESETS
     from hoi_edge.weights.checkpoint import build_model, load_model
+    from hoi_edge.weights.defaults import resolve_checkpoint
 
-    chosen = [name for name, v in (("--preset", preset), ("--model", init_ckpt), ("--resume", resume)) if v]
+    chosen = [name for name, v in (("--preset", preset), ("--model", model), ("--resume", resume)) if v]
     if len(chosen) > 1:
         raise InputFileError(f"{' and '.join(chosen)} both name the model; give one")
-    if (detector_weights or clip_weights) and (init_ckpt or resume):
-        raise InputFileError("--detector-weights/--clip-weights only apply to --preset")
-    if resume or init_ckpt:
-        return load_model(resume or init_ckpt)
-    preset = preset or "clip4hoi-base"
+    if resume:
+        if detector_weights or clip_weights or vocab:
+            raise InputFileError("--detector-weights/--clip-weights/--vocab do not apply to --resume (the "
+                                 "checkpoint holds its weights and vocabulary)")
+        return load_model(resume)
+    if not preset:      # --model, or nothing: the default model (local weight files build it offline)
+        if model and str(model) != DEFAULT_MODEL and (detector_weights or clip_weights):
+            raise InputFileError(f"--detector-weights/--clip-weights build the default model or a --preset; the "
+                                 f"checkpoint {model} holds its own weights")
+        return load_model(resolve_checkpoint(model, clip_weights, detector_weights), vocabulary=vocab)
     cfg = PRESETS[preset]()
     if detector_weights or preset == "clip4hoi-base":
         cfg.detector.weights = detector_weights or cfg.detector.weights or "detr-r50"
@@ -143,5 +169,5 @@ def _model(preset, init_ckpt, resume, detector_weights, clip_weights, vocab):
 
     if (reason := offline_reason(cfg)) is not None:
         raise WeightsError(f"cannot fetch the {preset} weights: {reason}; pass local --detector-weights / "
-                           "--clip-weights files, or --init CHECKPOINT")
-    return build_model(cfg, load_vocabulary(vocab))
+                           "--clip-weights files, or start from --model default (works offline) or a checkpoint")
+    return build_model(cfg, load_vocabulary(vocab or "hico"))

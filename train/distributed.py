@@ -57,12 +57,9 @@ def current() -> DistEnv:
 
 def resolve_device(requested: str | None, env: DistEnv) -> torch.device:
     """The device of this rank: ``cuda:LOCAL_RANK`` for CUDA under torchrun, else the requested/default one."""
-    try:
-        device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as exc:
-        raise HOIEdgeError(f"unknown device '{requested}': {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise HOIEdgeError(f"device '{requested}' asked for, but CUDA is not available here")
+    from hoi_edge.runtime.devices import check_torch_device  # the one check of a PyTorch --device
+
+    device = torch.device(check_torch_device(requested or "auto"))
     if device.type == "cuda" and env.world_size > 1:
         if env.local_rank >= torch.cuda.device_count():
             raise HOIEdgeError(f"local rank {env.local_rank} has no GPU: this node has "

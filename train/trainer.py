@@ -33,7 +33,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from hoi_edge.core.atomic import atomic_write_text
 from hoi_edge.core.errors import HOIEdgeError, WeightsError
+from hoi_edge.data.vocabulary import canonical_split_name
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.weights import check_state
 from hoi_edge.weights.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
@@ -82,6 +84,27 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Before a resumed run appends to ``path``: drop the records after the checkpoint's ``step`` (steps of a run
+    killed before its next checkpoint, which the resumed run trains again) and a last line cut short by the
+    kill, so the log reads as one run. Rewritten atomically; a log without such lines is left as it is."""
+    if not path.is_file():
+        return
+    kept, changed = [], False
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            record = json.loads(line) if line.endswith("\n") else None
+            whole = isinstance(record, dict) and int(record.get("step", 0)) <= step
+        except (json.JSONDecodeError, TypeError, ValueError):
+            whole = False
+        if whole:
+            kept.append(line)
+        else:
+            changed = True
+    if changed:
+        atomic_write_text(path, "".join(kept))
 
 
 class Trainer:
@@ -143,7 +166,7 @@ class Trainer:
         if "optimizer" not in extra or "epoch" not in extra:
             raise WeightsError(f"{path} is not a training checkpoint (no optimizer state); use it as --init instead")
         split = (extra.get("split") or {}).get("name", "none")
-        if split != self.split:
+        if canonical_split_name(split) != canonical_split_name(self.split):
             raise HOIEdgeError(f"{path} was trained with split '{split}', not '{self.split}'")
         state = data["state_dict"]
         own = {k: v for k, v in self.model.state_dict().items()
@@ -174,6 +197,8 @@ class Trainer:
         main = self.env.is_main
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.cfg.resume:
+                trim_log(self.out_dir / LOG_NAME, self.step)
         records: list[dict[str, float]] = []
         log_ctx = (self.out_dir / LOG_NAME).open("a", encoding="utf-8") if main else contextlib.nullcontext()
         with self._text_checkpointing(), log_ctx as log:

@@ -20,6 +20,10 @@ def read_json_object(path: str | Path, what: str, error: type[HOIEdgeError] = In
         raise error(f"cannot read {what} {p}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise error(f"{what} {p} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise error(f"{what} {p} nests too deeply to be read") from None
+    except ValueError as exc:              # e.g. an integer of thousands of digits (Python's limit)
+        raise error(f"{what} {p} holds a value that cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise error(f"{what} {p}: expected a JSON object at the top level, got {type(data).__name__}")
     return data

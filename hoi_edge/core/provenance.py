@@ -3,10 +3,12 @@ warning every loading path (PyTorch checkpoint or exported artifact) prints abou
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-_warned: set[str] = set()
+_warned = False     # one warning per command: a command that loads a model twice (export, validate) says it once
+WARNED_ENV = "HOI_EDGE_RANDOM_WARNED"   # ... also in the worker processes it starts (they inherit it)
 
 
 def random_init_parts(cfg: Any) -> list[str]:
@@ -25,8 +27,12 @@ def random_init_warning(source: str, parts: list[str]) -> str:
             "its HOI scores are not meaningful")
 
 
-def warn_random_init(source: str, parts: list[str]) -> None:
-    """Print :func:`random_init_warning` to stderr, once per source and process."""
-    if parts and source not in _warned:
-        _warned.add(source)
-        print(random_init_warning(source, parts), file=sys.stderr)
+def warn_random_init(source: str, parts: list[str], message: str | None = None) -> None:
+    """Print :func:`random_init_warning` (or ``message``, a more specific one) to stderr, once per process:
+    the first model a command resolves (the default model says which of its parts are real) is the one
+    the user asked for, and the later loads of the same weights add nothing but noise."""
+    global _warned
+    if parts and not _warned and os.environ.get(WARNED_ENV) != "1":
+        _warned = True
+        os.environ[WARNED_ENV] = "1"
+        print(message or random_init_warning(source, parts), file=sys.stderr)

@@ -83,10 +83,12 @@ class Reconnect:
 
 @dataclass
 class SourceStats:
-    """What a live source did besides delivering frames: reconnects, and one line per event."""
+    """What a live source did besides delivering frames: reconnections (a frame read again after a
+    reopen), reopen attempts, and one line per event."""
 
     frames: int = 0
     reconnects: int = 0
+    attempts: int = 0
     events: list[str] = field(default_factory=list)
 
 
@@ -107,9 +109,11 @@ def open_capture(source: Source, reconnect: Reconnect | None = None) -> cv2.Vide
 
 def iter_frames(source: Source, max_frames: int | None = None, reconnect: Reconnect | None = None,
                 stats: SourceStats | None = None, notify: Callable[[str], None] = _notify) -> Iterator[np.ndarray]:
-    """RGB frames of ``source``. A network stream that drops (or does not open) is reopened with backoff
-    (``reconnect``), each attempt reported through ``notify`` and counted in ``stats``; it ends with an
-    error once ``reconnect.attempts`` attempts in a row fail."""
+    """RGB frames of ``source``. A source that gives no frame at all fails at once (a wrong URL, camera
+    index or file: waiting would not help). A network stream that drops after delivering frames is
+    reopened with backoff (``reconnect``), each attempt reported through ``notify``; ``stats.reconnects``
+    counts the reopens that delivered frames again. It ends with an error once ``reconnect.attempts``
+    attempts in a row fail."""
     stats = stats if stats is not None else SourceStats()
     if source.kind == "image":
         stats.frames += 1
@@ -118,37 +122,47 @@ def iter_frames(source: Source, max_frames: int | None = None, reconnect: Reconn
     policy = reconnect or Reconnect()
     cap = open_capture(source, policy)
     failures = 0
+    delivered = 0                 # frames of this source (max_frames counts them; stats may be shared)
     try:
-        while max_frames is None or stats.frames < max_frames:
+        while max_frames is None or delivered < max_frames:
             ok, frame = cap.read() if cap.isOpened() else (False, None)
             if ok:
+                if failures:
+                    stats.reconnects += 1          # the stream is back
                 failures = 0
+                delivered += 1
                 stats.frames += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 continue
+            if delivered == 0:
+                raise InputFileError(_no_frame_message(source, cap.isOpened()))
             if source.kind != "stream":
-                if not cap.isOpened():
-                    what = f"camera {source.location}" if source.kind == "camera" else f"video {source.location}"
-                    raise InputFileError(f"cannot open {what}")
-                if stats.frames == 0:
-                    raise InputFileError(f"{source.location}: no frame could be decoded")
                 break
             failures += 1
             if failures > policy.attempts:
-                raise InputFileError(f"stream {source.location} "
-                                     + ("could not be opened" if stats.frames == 0 else "dropped")
-                                     + f" and did not come back after {policy.attempts} reconnect attempts")
+                raise InputFileError(f"stream {source.location} dropped and did not come back after "
+                                     f"{policy.attempts} reconnect attempts")
             wait = policy.wait_s(failures)
-            event = (f"stream {source.location} {'did not open' if stats.frames == 0 else 'dropped'}; "
-                     f"reconnecting in {wait:.1f} s (attempt {failures}/{policy.attempts})")
+            event = (f"stream {source.location} dropped; reconnecting in {wait:.1f} s "
+                     f"(attempt {failures}/{policy.attempts})")
             stats.events.append(event)
             notify(event)
             cap.release()
             time.sleep(wait)
-            stats.reconnects += 1
+            stats.attempts += 1
             cap = open_capture(source, policy)
     finally:
         cap.release()
+
+
+def _no_frame_message(source: Source, opened: bool) -> str:
+    if source.kind == "camera":
+        return f"cannot open camera {source.location}" + ("" if opened else " (no such camera, or it is in use)")
+    if source.kind == "stream":
+        return (f"stream {source.location} " + ("opened but sent no frame" if opened else "could not be opened")
+                + " (check the URL, and that the camera or server is reachable; 'hoi-edge --verbose detect ...' "
+                  "shows FFmpeg's reason)")
+    return f"cannot open video {source.location}" if not opened else f"{source.location}: no frame could be decoded"
 
 
 def video_fps(source: Source, default: float = 25.0) -> float:
@@ -160,6 +174,24 @@ def video_fps(source: Source, default: float = 25.0) -> float:
     return float(fps)
 
 
+def recording_fps(source: Source) -> float | None:
+    """The frame rate an annotated recording of ``source`` is tagged with: a video file's own, or ``None`` for
+    a live source: measured from the frames as they are written (:class:`VideoWriter`), because what a
+    camera or stream states is often not what it sends (FFmpeg says 25 for any MJPEG stream), and with
+    ``--drop-frames`` fewer frames are recorded than sent."""
+    return video_fps(source) if source.kind == "video" else None
+
+
+def frame_count(source: Source) -> int | None:
+    """Frames in a video file (as its container states them), None for a live source or when unknown."""
+    if source.kind != "video":
+        return None
+    cap = cv2.VideoCapture(source.location)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    return n if n > 0 else None
+
+
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
     with atomic_output(path) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
@@ -167,15 +199,42 @@ def write_image(path: str | Path, rgb: np.ndarray) -> None:
 
 
 class VideoWriter:
-    """Annotated video written to a temp file and renamed on close."""
+    """Annotated video written to a temp file and renamed on close.
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    ``fps=None``: the rate is measured from the times frames are written (the first
+    :attr:`MEASURE_FRAMES` frames or :attr:`MEASURE_S` seconds are held back until then), so a live
+    recording plays at the speed it was seen."""
+
+    MEASURE_FRAMES = 20
+    MEASURE_S = 2.0
+    FALLBACK_FPS = 25.0
+
+    def __init__(self, path: str | Path, fps: float | None) -> None:
         self.path, self.fps = Path(path), fps
         self._ctx = atomic_output(self.path)
         self._tmp = self._ctx.__enter__()
         self._writer: cv2.VideoWriter | None = None
+        self._held: list[tuple[float, np.ndarray]] = []
 
     def write(self, rgb: np.ndarray) -> None:
+        if self.fps is None:
+            self._held.append((time.monotonic(), rgb))
+            if len(self._held) >= self.MEASURE_FRAMES or self._held[-1][0] - self._held[0][0] >= self.MEASURE_S:
+                self._release_held()
+            return
+        self._write(rgb)
+
+    def _release_held(self) -> None:
+        times = [t for t, _ in self._held]
+        times = times[1:] if len(times) > 4 else times      # the first frame waited for the warm-up: not a rate
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        measured = (len(times) - 1) / span if span > 0 else self.FALLBACK_FPS
+        self.fps = float(min(max(round(measured, 1), 1.0), 120.0))
+        held, self._held = self._held, []
+        for _, frame in held:
+            self._write(frame)
+
+    def _write(self, rgb: np.ndarray) -> None:
         if self._writer is None:
             h, w = rgb.shape[:2]
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
@@ -184,6 +243,8 @@ class VideoWriter:
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def close(self, ok: bool = True) -> None:
+        if ok and self._held:
+            self._release_held()
         if self._writer is not None:
             self._writer.release()
         if ok:

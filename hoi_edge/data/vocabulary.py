@@ -28,8 +28,11 @@ import numpy as np
 
 from hoi_edge.core.errors import VocabularyError
 from hoi_edge.core.jsonio import read_json_object
+from hoi_edge.core.suggest import did_you_mean
 
 BUILTIN_VOCABULARIES = {"hico": "hico_det.json", "hico-det": "hico_det.json"}
+#: The keys a vocabulary file may hold ('pairs' is an old name of 'hois'); any other key is a typo, not ignored.
+KNOWN_KEYS = ("name", "verbs", "objects", "hois", "pairs", "verb_phrases", "rare", "splits", "description")
 
 
 def normalize_name(name: str) -> str:
@@ -53,11 +56,17 @@ class Vocabulary:
     verb_phrases: tuple[str, ...] = ()
     rare: tuple[int, ...] = ()
     splits: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    source: str = field(default="", compare=False)     # the file it was read from (named in every error)
 
     def __post_init__(self) -> None:
         if not self.verb_phrases:
             object.__setattr__(self, "verb_phrases", tuple(v.replace("_", " ") for v in self.verbs))
         _validate(self)
+
+    def describe(self) -> str:
+        """"vocabulary 'kitchen' (kitchen.json)": how errors name it, the file included when there is one."""
+        where = f" ({self.source})" if self.source and self.source != self.name else ""
+        return f"vocabulary '{self.name}'{where}"
 
     @property
     def num_classes(self) -> int:
@@ -84,7 +93,8 @@ class Vocabulary:
         key = canonical_split_name(split)
         if key not in self.splits:
             known = ", ".join(sorted(self.splits)) or "none"
-            raise VocabularyError(f"vocabulary '{self.name}' has no zero-shot split '{split}' (known: {known})")
+            raise VocabularyError(f"{self.describe()} has no zero-shot split '{split}' (known: {known})"
+                                  f"{did_you_mean(key, self.splits)}")
         return self.splits[key]
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +117,11 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "Vocabulary":
         """Build from the indexed form written by :meth:`to_dict` or from the named user form."""
+        unknown = [k for k in data if k not in KNOWN_KEYS]
+        if unknown:
+            key = unknown[0]
+            raise VocabularyError(f"{source}: unknown key {key!r}{did_you_mean(key, KNOWN_KEYS)} "
+                                  f"(a vocabulary holds {', '.join(k for k in KNOWN_KEYS if k != 'pairs')})")
         try:
             verbs = _str_list(data, "verbs", source)
             objects = [normalize_name(o) for o in _str_list(data, "objects", source)]
@@ -131,6 +146,7 @@ class Vocabulary:
                 verb_phrases=tuple(str(p) for p in phrases),
                 rare=tuple(int(i) for i in data.get("rare", ())),
                 splits=splits,
+                source=source,
             )
         except VocabularyError:
             raise
@@ -175,19 +191,24 @@ def _lookup(value: Any, names: Sequence[str], kind: str, i: int, source: str, no
         return value
     if isinstance(value, str) and norm(value) in names:
         return list(names).index(norm(value))
-    raise VocabularyError(f"{source}: hois[{i}] names unknown {kind} {value!r}")
+    hint = did_you_mean(str(value), names) if isinstance(value, str) else ""
+    raise VocabularyError(f"{source}: hois[{i}] names unknown {kind} {value!r} (not in '{kind}s'){hint}")
 
 
 def _validate(vocab: Vocabulary) -> None:
-    src = f"vocabulary '{vocab.name}'"
+    src = vocab.describe()
     for kind, names in (("verbs", vocab.verbs), ("objects", vocab.objects)):
         dup = {n for n in names if list(names).count(n) > 1}
         if dup:
             raise VocabularyError(f"{src}: duplicate {kind} {sorted(dup)}")
     if len(vocab.verb_phrases) != len(vocab.verbs):
         raise VocabularyError(f"{src}: {len(vocab.verb_phrases)} verb phrases for {len(vocab.verbs)} verbs")
-    if len(set(vocab.hois)) != len(vocab.hois):
-        raise VocabularyError(f"{src}: the same (verb, object) class is listed twice")
+    first: dict[tuple[int, int], int] = {}
+    for i, pair in enumerate(vocab.hois):
+        if pair in first:
+            raise VocabularyError(f"{src}: the class {vocab.hoi_name(i)!r} is listed twice (hois[{first[pair]}] "
+                                  f"and hois[{i}])")
+        first[pair] = i
     n = len(vocab.hois)
     for label, idx in [("rare", vocab.rare)] + [(f"split {k}", v) for k, v in vocab.splits.items()]:
         bad = [i for i in idx if not 0 <= i < n]

@@ -13,24 +13,17 @@ from pathlib import Path
 
 import click
 
-from hoi_edge.core.atomic import atomic_write_text
-from hoi_edge.core.errors import HOIEdgeError, InputFileError
+from hoi_edge.cli_options import split_options
+from hoi_edge.clickutil import SuggestingChoice, examples, friendly_errors
+from hoi_edge.core.atomic import atomic_write_text, check_writable
+from hoi_edge.core.errors import InputFileError
+from hoi_edge.data.vocabulary import load_vocabulary
 from hoi_edge.eval.evaluator import SETTINGS, EvalConfig, evaluate
 from hoi_edge.eval.groundtruth import load_groundtruth
 from hoi_edge.eval.predictions import coverage_warning, read_predictions
-from hoi_edge.eval.splits import load_split
+from hoi_edge.eval.splits import resolve_split
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
-
-
-def _splits_path(gt_path: Path, splits_path: Path | None) -> Path:
-    """``--splits`` if given, else a ``splits.json`` next to the GT file."""
-    if splits_path is not None:
-        return splits_path
-    default = gt_path.parent / "splits.json"
-    if default.is_file():
-        return default
-    raise InputFileError(f"--split needs --splits PATH (no splits.json next to {gt_path})")
 
 
 def default_out_path(pred_path: Path) -> Path:
@@ -44,16 +37,17 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     return value
 
 
-@click.command("eval")
+@click.command("eval", epilog=examples(
+    "hoi-edge eval --gt hico/instances_test2015.json --pred preds.jsonl",
+    "hoi-edge eval --gt hico/instances_test2015.json --pred preds.jsonl --split rf-uc",
+    "hoi-edge eval --gt gt.json --pred preds.jsonl --setting known_object --top-k 100 --out result.json"))
 @click.option("--gt", "gt_path", type=_PATH, required=True,
               help="GT JSON (fredzzhang/hicodet instances_test2015.json or per-image 'images' list).")
 @click.option("--pred", "pred_path", type=_PATH, required=True,
-              help="Predictions, JSON lines: one {image, detections} object per image.")
-@click.option("--split", "split_name", default=None,
-              help="Zero-shot split (rf-uc, nf-uc, uo, uv): also report Unseen / Seen mAP.")
-@click.option("--splits", "splits_path", type=_PATH, default=None,
-              help="splits.json for --split (default: splits.json next to --gt).")
-@click.option("--setting", type=click.Choice(SETTINGS), default="default", show_default=True,
+              help="Predictions, JSON lines: one {image, detections} object per image (what 'detect --json' "
+                   "writes).")
+@split_options
+@click.option("--setting", type=SuggestingChoice(SETTINGS), default="default", show_default=True,
               help="Default or Known-Object (detections kept only on images showing the class's object).")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=None,
               help="Keep only the N highest-scored detections per image (GEN-VLKT uses 100).")
@@ -63,11 +57,12 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--out", "out_path", type=_PATH, default=None,
               help="Where to write the full result (per-class AP included) as JSON "
                    "[default: <pred stem>.eval.json next to --pred].")
+@friendly_errors
 def eval_command(
     gt_path: Path,
     pred_path: Path,
-    split_name: str | None,
-    splits_path: Path | None,
+    split: str | None,
+    splits: str | None,
     setting: str,
     top_k: int | None,
     box_offset: float,
@@ -78,24 +73,21 @@ def eval_command(
     Prints the tables and writes the full result as JSON (see --out).
     """
     out = out_path if out_path is not None else default_out_path(pred_path)
-    try:
-        if out.resolve() == pred_path.resolve():
-            raise InputFileError(f"--out {out} would overwrite the prediction file")
-        start = time.perf_counter()
-        gt = load_groundtruth(gt_path)
-        split = load_split(_splits_path(gt_path, splits_path), split_name) if split_name else None
-        predictions = read_predictions(pred_path, gt)
-        if (warning := coverage_warning(predictions, gt)) is not None:
+    if out.resolve() == pred_path.resolve():
+        raise InputFileError(f"--out {out} would overwrite the prediction file")
+    check_writable(out, "--out")                   # before the evaluation, not after it
+    start = time.perf_counter()
+    # the split first (a typo fails in a second), then the GT: HICO-DET's vocabulary carries the four splits
+    zero_shot = resolve_split(split, load_vocabulary("hico"), splits, gt_path) if split else None
+    gt = load_groundtruth(gt_path)
+    predictions = read_predictions(pred_path, gt)
+    for warning in (coverage_warning(predictions, gt), predictions.warning):
+        if warning:
             click.echo(f"warning: {warning}", err=True)
-        config = EvalConfig(setting=setting, top_k=top_k, zero_shot=split, box_offset=box_offset)
-        result = evaluate(gt, predictions, config, progress=True)
-        elapsed = time.perf_counter() - start
-    except HOIEdgeError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = EvalConfig(setting=setting, top_k=top_k, zero_shot=zero_shot, box_offset=box_offset)
+    result = evaluate(gt, predictions, config, progress=True)
+    elapsed = time.perf_counter() - start
     click.echo(f"GT: {gt_path} ({gt.num_images} images, {gt.num_pairs} pairs); predictions: {pred_path}")
     click.echo(result.to_markdown())
-    try:
-        atomic_write_text(out, json.dumps(result.to_dict(), indent=1) + "\n")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write result file {out}: {exc}") from None
+    atomic_write_text(out, json.dumps(result.to_dict(), indent=1) + "\n")
     click.echo(f"Evaluated in {elapsed:.1f} s. Result written to {out}.")

@@ -51,6 +51,7 @@ class Predictions:
     boxes_o: np.ndarray
     source: str = "<memory>"
     listed: frozenset[int] | None = None     # images the file had a line for (read from a file), else unknown
+    warning: str | None = None               # what the reader passed over (an incomplete last line)
 
     def __post_init__(self) -> None:
         n = self.image.shape[0]
@@ -275,6 +276,7 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
     images: list[np.ndarray] = []
     parts: list[tuple[np.ndarray, ...]] = []
     seen_on: dict[int, int] = {}
+    warning = None
     try:
         with p.open("rb") as handle:
             for lineno, line in enumerate(handle, start=1):
@@ -283,6 +285,10 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
                 try:
                     parsed = _parse_line(line, lineno, gt, seen_on)
                 except _LineError as exc:
+                    if not line.endswith(b"\n"):     # the last line, cut short: a run stopped while writing it
+                        warning = (f"{p}: line {lineno}, the last one, is incomplete (the run that wrote it was "
+                                   "stopped?); it was left out")
+                        break
                     raise InputFileError(f"prediction file {p}, line {lineno}: {exc}") from None
                 if parsed is not None:
                     idx, arrays = parsed
@@ -297,7 +303,7 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
     if not parts:
         empty = np.zeros(0)
         return replace(Predictions.from_arrays(empty, empty, empty, np.zeros((0, 4)), np.zeros((0, 4)), source=str(p)),
-                       listed=listed)
+                       listed=listed, warning=warning)
     return Predictions(
         image=np.concatenate(images),
         hoi=np.concatenate([a[0] for a in parts]),
@@ -306,6 +312,7 @@ def read_predictions(path: str | Path, gt: GroundTruth) -> Predictions:
         boxes_o=np.concatenate([a[3] for a in parts]),
         source=str(p),
         listed=listed,
+        warning=warning,
     )
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hoi_edge.core.errors import InputFileError
 from hoi_edge.core.jsonio import read_json_object
-from hoi_edge.data.vocabulary import canonical_split_name
+from hoi_edge.core.suggest import did_you_mean
+from hoi_edge.data.vocabulary import Vocabulary, canonical_split_name
 
 #: The four standard splits, in canonical spelling.
 SPLIT_NAMES = ("rf_uc", "nf_uc", "uo", "uv")
@@ -62,5 +63,19 @@ def load_split(path: str | Path, name: str) -> ZeroShotSplit:
     splits = load_splits(path)
     key = normalise_split_name(name)
     if key not in splits:
-        raise InputFileError(f"splits file {path}: no split '{name}' (available: {', '.join(splits)})")
+        raise InputFileError(f"splits file {path}: no split '{name}' (available: {', '.join(splits)})"
+                             f"{did_you_mean(key, splits)}")
     return splits[key]
+
+
+def resolve_split(name: str, vocab: Vocabulary, splits_file: str | Path | None = None,
+                  data: str | Path | None = None) -> ZeroShotSplit:
+    """The one rule for ``--split`` in every command: ``--splits FILE``, else ``splits.json`` beside the data
+    (annotations), else the vocabulary's own splits (the built-in HICO-DET vocabulary carries all four)."""
+    if splits_file is not None:
+        return load_split(splits_file, name)
+    if data is not None:
+        beside = Path(data).parent / "splits.json"
+        if beside.is_file():
+            return load_split(beside, name)
+    return ZeroShotSplit(name=normalise_split_name(name), unseen=tuple(vocab.unseen(name)))

@@ -100,12 +100,28 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         default = getattr(cls(), name)
-        if is_dataclass(default) and isinstance(value, Mapping):
+        if is_dataclass(default):
+            if not isinstance(value, Mapping):
+                raise WeightsError(f"{where}.{name} must be an object, got {value!r}")
             value = _build(type(default), value, f"{where}.{name}")
         elif isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
+        elif not _same_kind(default, value, optional="None" in str(known[name].type)):
+            raise WeightsError(f"{where}.{name} must be a {type(default).__name__}, got {value!r}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _same_kind(default: Any, value: Any, optional: bool) -> bool:
+    """A stored value fits a field with this default (a None default takes anything; an optional field takes
+    None; ints count as floats; a bool is not a number)."""
+    if default is None or (value is None and optional):
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return type(value) in ((int,) if type(default) is int else (int, float))
+    return isinstance(value, type(default))
 
 
 TINY_CLIP_ARCHITECTURE: dict[str, Any] = {

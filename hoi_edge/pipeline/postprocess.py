@@ -13,6 +13,7 @@ import numpy as np
 from hoi_edge.core.conventions import PROBABILITIES, SCORE_KINDS, SOFTMAX_NO_OBJECT
 from hoi_edge.core.errors import VocabularyError
 from hoi_edge.core.scoring import ScoringParams, clip_logits  # noqa: F401  (ScoringParams: re-exported, its old home)
+from hoi_edge.core.suggest import closest
 from hoi_edge.data.vocabulary import Vocabulary, normalize_name
 from hoi_edge.pipeline.preprocess import LETTERBOX, boxes_to_pixels
 
@@ -53,10 +54,11 @@ class LabelMap:
             raise VocabularyError("the detector has no 'person' class, so it cannot find humans")
         missing = [o for o in vocab.objects if o not in names]
         if missing:
-            raise VocabularyError(
-                f"vocabulary '{vocab.name}' has objects the detector cannot find: {missing[:10]}"
-                f" (detector classes: {sorted(set(names) - {'n/a'})[:20]}...)"
-            )
+            known = sorted(set(names) - {"n/a"})
+            wrong = ", ".join(f"{o!r}" + (f" (did you mean {near!r}?)" if (near := closest(o, known)) else "")
+                              for o in missing)
+            raise VocabularyError(f"{vocab.describe()} has objects the detector cannot find: {wrong}. The "
+                                  f"detector's {len(known)} classes: {', '.join(known)}")
         to_object = np.full(len(names), -1, dtype=np.int64)
         for obj_index, obj in enumerate(vocab.objects):
             to_object[names.index(obj)] = obj_index

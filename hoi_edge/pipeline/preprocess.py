@@ -11,6 +11,7 @@ import numpy as np
 
 from hoi_edge.core.conventions import CHANNEL_ORDERS, IMAGENET_MEAN, IMAGENET_STD, LETTERBOX, RESIZE_MODES, STRETCH  # noqa: F401
 from hoi_edge.core.errors import InputFileError
+from hoi_edge.core.noise import quiet_native_stderr
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -25,7 +26,8 @@ def decode_image(data: bytes | np.ndarray, what: str = "image") -> np.ndarray:
     """An encoded image's bytes (a file's, an upload's) as RGB uint8 (H,W,3), decoded as :func:`load_image`
     decodes files; an :class:`InputFileError` naming ``what`` when they are not an image."""
     buf = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    with quiet_native_stderr():          # libpng/libjpeg complain on stderr about a corrupt file; we name it
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if image is None:
         raise InputFileError(f"cannot decode {what}: not a supported image file or corrupt")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -46,12 +46,16 @@ class PipelineSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PipelineSpec":
+        """The spec a manifest stores; ``ValueError``/``TypeError`` for a value of the wrong kind (a hand-edited
+        or damaged manifest), so it fails on load, not in the middle of a frame."""
         d = dict(data)
         d["scoring"] = ScoringParams(**d["scoring"])
         for key in ("clip_mean", "clip_std", "detector_classes", "detector_mean", "detector_std"):
             if key in d:
                 d[key] = tuple(d[key])
-        return cls(**d)
+        spec = cls(**d)
+        _check_values(spec)
+        return spec
 
     def detector_transform(self) -> Letterbox:
         return Letterbox(self.detector_size, self.detector_mean, self.detector_std, self.detector_resize,
@@ -66,3 +70,32 @@ class PipelineSpec:
         return select_instances(scores, boxes, features, labels, image_hw, self.detector_size, self.max_instances,
                                 self.box_score_threshold, self.nms_threshold, score_kind=self.detector_score_kind,
                                 resize=self.detector_resize, max_candidates=self.nms_candidates)
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and bool(np.isfinite(value))
+
+
+def _check_values(spec: PipelineSpec) -> None:
+    for name in ("detector_size", "clip_size", "max_instances", "max_detections"):
+        value = getattr(spec, name)
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if spec.nms_candidates is not None and (type(spec.nms_candidates) is not int or spec.nms_candidates < 1):
+        raise ValueError(f"nms_candidates must be a positive integer or null, got {spec.nms_candidates!r}")
+    for name in ("box_score_threshold", "nms_threshold"):
+        value = getattr(spec, name)
+        if not (_number(value) or (value is None and name == "nms_threshold")):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+    for name in ("clip_mean", "clip_std", "detector_mean", "detector_std"):
+        value = getattr(spec, name)
+        if len(value) != 3 or not all(_number(v) for v in value):
+            raise ValueError(f"{name} must be 3 numbers, got {list(value)!r}")
+    if not spec.detector_classes or not all(isinstance(c, str) for c in spec.detector_classes):
+        raise ValueError("detector_classes must be a non-empty list of names")
+    for name in ("detector_family", "detector_score_kind", "detector_resize", "detector_channels"):
+        if not isinstance(getattr(spec, name), str):
+            raise ValueError(f"{name} must be a name, got {getattr(spec, name)!r}")
+    bad = {k: v for k, v in spec.scoring.to_dict().items() if not _number(v)}
+    if bad:
+        raise ValueError(f"scoring values must be numbers, got {bad}")

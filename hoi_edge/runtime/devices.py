@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from hoi_edge.core.errors import DeviceError
+from hoi_edge.core.suggest import did_you_mean
 from hoi_edge.core.units import EXPORT_UNITS
 
-__all__ = ["DeviceError", "OrtPlan", "check_executorch_device", "check_openvino_device", "plan_onnx_providers",
-           "split_units"]
+__all__ = ["DeviceError", "OrtPlan", "check_executorch_device", "check_openvino_device", "check_torch_device",
+           "plan_onnx_providers", "split_units"]
 
 
 def split_units(text: str | None, default: str, units: Sequence[str] = EXPORT_UNITS) -> dict[str, str]:
@@ -173,3 +174,47 @@ def check_executorch_device(device: str) -> str:
                           f"XNNPACK only ({d} needs its own partitioner at export and a runtime built with it); "
                           "use --device xnnpack")
     raise DeviceError(f"ExecuTorch device {device!r} is unknown (use xnnpack)")
+
+
+# --- PyTorch (checkpoints) ------------------------------------------------------------------------
+
+TORCH_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def check_torch_device(device: str | None) -> str:
+    """A PyTorch device for a checkpoint ('cpu', 'cuda', 'cuda:1'; any case; 'auto': cuda when there is one),
+    checked against this machine. An artifact's device name ('GPU', 'NPU', 'HETERO:...', 'cuda,cpu',
+    'detector=GPU') gets one line saying that those run exported artifacts."""
+    import torch
+
+    text = (device or "cpu").strip()
+    low = text.lower()
+    if low == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    base = re.split(r"[:.]", low, maxsplit=1)[0]
+    if base in ("gpu", "npu") or base.upper() in _OV_VIRTUAL or "," in low or "=" in low \
+            or (base in ORT_PROVIDERS and base not in TORCH_DEVICES):
+        raise DeviceError(f"--device {text}: that names a device of an exported artifact (OpenVINO / ONNX Runtime "
+                          "/ ExecuTorch); a PyTorch checkpoint runs on cpu or cuda[:N]. Export it first "
+                          "('hoi-edge export --target openvino --out DIR'), then run --artifact DIR --device "
+                          f"{text}")
+    try:
+        dev = torch.device(low)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {text!r} is not a PyTorch device (cpu, cuda, cuda:N)"
+                          f"{did_you_mean(base, TORCH_DEVICES)}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+            raise DeviceError(f"--device {text}: PyTorch finds no CUDA GPU on this machine (torch "
+                              f"{torch.__version__}, {built}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered 0..{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"--device {text}: Apple's MPS is not available here; use --device cpu")
+    elif dev.type not in TORCH_DEVICES:
+        raise DeviceError(f"--device {text}: hoi-edge runs PyTorch checkpoints on cpu or cuda[:N]")
+    elif dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise DeviceError(f"--device {text}: no Intel XPU is available to PyTorch here; use --device cpu")
+    return str(dev)

@@ -105,14 +105,22 @@ class Manifest:
         data = read_json_object(path, "artifact manifest", ArtifactError)
         if data.get("format") != FORMAT:
             raise ArtifactError(f"{path}: not a hoi-edge artifact manifest (format {data.get('format')!r})")
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise ArtifactError(f"{path}: format version {data['format_version']} is newer than this hoi-edge")
+        version = data.get("format_version", 0)
+        if type(version) is not int:
+            raise ArtifactError(f"{path}: format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise ArtifactError(f"{path}: format version {version} is newer than this hoi-edge")
         try:
             units = {k: UnitSpec(**v) for k, v in data.pop("units").items()}
             spec = PipelineSpec.from_dict(data.pop("spec"))
             manifest = cls(units=units, spec=spec, **data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ArtifactError(f"{path}: malformed manifest ({exc})") from exc
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ArtifactError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        for name in ("target", "precision"):
+            if not isinstance(getattr(manifest, name), str):
+                raise ArtifactError(f"{path}: '{name}' must be a name, got {getattr(manifest, name)!r}")
+        if not manifest.units:
+            raise ArtifactError(f"{path}: the manifest lists no networks ('units' is empty)")
         for unit, u in manifest.units.items():
             check_plain_name(u.file, path, f"unit '{unit}' file")
         manifest.check_files(folder)

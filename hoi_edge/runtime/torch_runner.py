@@ -15,6 +15,7 @@ from hoi_edge.model.clip_encoders import clip_image_size, clip_normalization
 from hoi_edge.model.detectors import detector_class_names, family
 from hoi_edge.pipeline.detector import HOIPipeline
 from hoi_edge.pipeline.spec import PipelineSpec
+from hoi_edge.runtime.devices import check_torch_device
 from hoi_edge.weights.checkpoint import load_model
 
 
@@ -44,7 +45,7 @@ class TorchRunner:
     name = "pytorch"
 
     def __init__(self, model: CLIP4HOI, device: str = "cpu") -> None:
-        self.device = torch.device(device)
+        self.device = torch.device(check_torch_device(device))   # 'GPU' or a missing CUDA: one line, not a traceback
         self.model = model.to(self.device).eval()
         self._clip_image = model.image_encoder()
         self._locks = {unit: threading.Lock() for unit in EXPORT_UNITS}
@@ -77,6 +78,7 @@ def detector_from_checkpoint(path: str | Path, vocabulary: str | Path | Vocabula
     from hoi_edge.core.provenance import random_init_parts, warn_random_init
     from hoi_edge.weights.defaults import resolve_checkpoint
 
+    device = check_torch_device(device)          # a wrong device fails before seconds of model loading
     path = resolve_checkpoint(path)
     model = load_model(path, vocabulary=vocabulary)
     warn_random_init(f"checkpoint {path}", random_init_parts(model.cfg))

@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import click
 
-from hoi_edge.clickutil import friendly_errors
+from hoi_edge.cli_options import artifact_option, device_option, model_option, vocab_option, weights_options
+from hoi_edge.clickutil import examples, friendly_errors
 from hoi_edge.serve.config import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, MIB
 
 SHUTDOWN_GRACE_S = 3      # open event and MJPEG streams are cut after this on Ctrl-C
 
 
-@click.command("serve")
-@click.option("--model", default=None, help="hoi-edge checkpoint (.pt), or 'default'  [default: default]")
-@click.option("--artifact", type=click.Path(file_okay=False), default=None,
-              help="Exported artifact folder (OpenVINO / ONNX / ExecuTorch) instead of --model.")
+@click.command("serve", epilog=examples(
+    "hoi-edge serve --source ../shared/data/videos/vtest.avi --loop",
+    "hoi-edge serve --artifact artifacts/ov-int8 --text-model model.pt --source rtsp://cam1/stream "
+    "--source camera:0",
+    "hoi-edge serve --host 0.0.0.0 --api-key-file /etc/hoi-edge/key --source http://cam2/video.mjpg"))
+@model_option
+@artifact_option()
 @click.option("--text-model", type=click.Path(dir_okay=False), default=None,
               help="With --artifact: the checkpoint it was exported from; its text encoder lets the page change "
                    "the vocabulary (checked by sha256).")
-@click.option("--vocab", default=None, help="Vocabulary at start: 'hico' or a JSON file (with --model).")
-@click.option("--clip-weights", type=click.Path(dir_okay=False), default=None,
-              help="Local open_clip ViT-B-16 weights for the default model (offline use).")
-@click.option("--detector-weights", type=click.Path(dir_okay=False), default=None,
-              help="Local detector weights for the default model (offline use).")
-@click.option("--device", default=None, help="Where the networks run, as in 'hoi-edge detect --device'.")
+@vocab_option()
+@weights_options
+@device_option
 @click.option("--source", "sources", multiple=True,
               help="A stream to start with: camera:N, rtsp://..., http://.../video.mjpg, or a video file (played "
                    "at its frame rate, as a camera); repeat for several. More can be added on the page.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,6 @@ from hoi_edge.eval import (
     Predictions,
     ZeroShotSplit,
     evaluate,
-    load_split,
-    normalise_split_name,
 )
 
 METRICS = ("full", "rare", "non_rare", "unseen", "seen")
@@ -71,18 +68,6 @@ def check_vocabulary(gt: GroundTruth, vocab: Vocabulary) -> list[str]:
         return [f"{differ} HOI classes of {gt.source} map to other object indices than the vocabulary "
                 f"'{vocab.name}' (object numbering differs?); mAP uses HOI class indices only"]
     return []
-
-
-def resolve_split(name: str, vocab: Vocabulary, splits_file: str | Path | None = None,
-                  data: str | Path | None = None) -> ZeroShotSplit:
-    """``--splits FILE``, else ``splits.json`` beside the data, else the vocabulary's own splits."""
-    if splits_file is not None:
-        return load_split(splits_file, name)
-    if data is not None:
-        beside = Path(data).parent / "splits.json"
-        if beside.is_file():
-            return load_split(beside, name)
-    return ZeroShotSplit(name=normalise_split_name(name), unseen=tuple(vocab.unseen(name)))
 
 
 def eval_config(gt: GroundTruth, vocab: Vocabulary, split: ZeroShotSplit | None = None) -> EvalConfig:

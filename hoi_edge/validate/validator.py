@@ -14,7 +14,8 @@ from hoi_edge.core.atomic import atomic_output, check_writable
 from hoi_edge.core.errors import HOIEdgeError, VocabularyError
 from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.eval import write_predictions
-from hoi_edge.validate.accuracy import MapScores, check_vocabulary, eval_config, map_scores, resolve_split
+from hoi_edge.eval.splits import resolve_split
+from hoi_edge.validate.accuracy import MapScores, check_vocabulary, eval_config, map_scores
 from hoi_edge.validate.agreement import TOP_K, compare_predictions
 from hoi_edge.validate.backends import (
     BackendSpec,

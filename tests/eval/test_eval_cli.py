@@ -114,8 +114,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, real2_gt_path: Path) -> None:
     res = CliRunner().invoke(eval_command, ["--gt", str(tmp_path / "gt.json"), "--pred", str(bad)])
     assert res.exit_code == 1 and "ground-truth file not found" in res.output
 
-    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--split", "uv"])
-    assert res.exit_code == 1 and "--split needs --splits PATH" in res.output
+    # without --splits the built-in vocabulary's splits answer; a typo is caught first, with a suggestion
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--split", "rf-cu"])
+    assert res.exit_code == 1 and "no zero-shot split 'rf-cu'" in res.output and "did you mean 'rf_uc'?" in res.output
 
     res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(bad), "--top-k", "0"])
     assert res.exit_code == 2  # click usage error
@@ -135,3 +136,48 @@ def test_cli_warns_when_predictions_cover_only_some_gt_images(tmp_path: Path, re
     assert res.exit_code == 0 and "lists none of the 2 ground-truth images" in res.output
     res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds)])
     assert "warning" not in res.output
+
+
+def test_split_without_splits_file_uses_the_vocabulary(tmp_path: Path, real2_gt_path: Path, perfect_preds: Path,
+                                                       splits_path: Path) -> None:
+    """No splits.json beside this GT: the built-in HICO-DET vocabulary's split answers, and says the same."""
+    assert not (real2_gt_path.parent / "splits.json").exists()
+    results = {}
+    for extra in ([], ["--splits", str(splits_path)]):
+        out = tmp_path / f"r{len(extra)}.json"
+        res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
+                                                "--split", "rf-uc", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        results[len(extra)] = json.loads(out.read_text())["zero_shot"]
+    assert results[0] == results[2] and results[0]["num_unseen"] == 120
+
+
+def test_unwritable_out_fails_before_evaluating(tmp_path: Path, real2_gt_path: Path, perfect_preds: Path,
+                                                monkeypatch) -> None:
+    import hoi_edge.eval.cli as cli
+
+    def evaluate(*args, **kwargs):
+        raise AssertionError("evaluated before checking --out")
+
+    monkeypatch.setattr(cli, "evaluate", evaluate)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(perfect_preds),
+                                            "--out", str(blocker / "r.json")])
+    assert res.exit_code == 1 and f"cannot write --out {blocker / 'r.json'}" in res.output, res.output
+    assert ".r." not in res.output                                # names the file asked for, not a temp file
+
+
+def test_an_incomplete_last_line_is_left_out_with_a_warning(tmp_path: Path, real2_gt_path: Path,
+                                                            perfect_preds: Path) -> None:
+    """A run killed while writing its last line: the whole lines count, the cut one is named."""
+    first, second = perfect_preds.read_text().splitlines()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(first + "\n" + second[: len(second) // 2])
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(cut)])
+    assert res.exit_code == 0, res.output
+    assert "line 2, the last one, is incomplete" in res.output and "covers 1 of the 2" in res.output
+    broken = tmp_path / "broken.jsonl"                           # a bad line that ends: still an error
+    broken.write_text(second[: len(second) // 2] + "\n" + first + "\n")
+    res = CliRunner().invoke(eval_command, ["--gt", str(real2_gt_path), "--pred", str(broken)])
+    assert res.exit_code == 1 and "line 1: bad JSON" in res.output

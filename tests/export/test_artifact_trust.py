@@ -62,12 +62,13 @@ def test_rebake_keeps_the_file_hashes_true(onnx_copy, tiny_checkpoint, tmp_path)
     assert load_artifact(onnx_copy).vocab.name == "kitchen"
 
 
-def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys):
+def test_random_init_is_recorded_and_loading_warns(artifact_factory, capsys, monkeypatch):
     from hoi_edge.core import provenance
 
     folder = artifact_factory("onnx", "fp32")
     assert Manifest.read(folder).random_init == ["detector", "clip"]     # the tiny test model is random
-    provenance._warned.clear()
+    monkeypatch.setattr(provenance, "_warned", False)
+    monkeypatch.delenv(provenance.WARNED_ENV, raising=False)
     load_artifact(folder)
     err = capsys.readouterr().err
     assert "WARNING" in err and "random-init weights (detector, clip)" in err and "not meaningful" in err
@@ -107,7 +108,7 @@ def test_cli_rejects_conflicts_and_suggests_near_choices(tmp_path, tiny_checkpoi
 def test_deprecated_option_names_still_work_with_a_warning(tmp_path):
     from hoi_edge.validate.cli import benchmark_command
 
-    res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path)])      # output: stdout + stderr
+    res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path), "--no-reference"])   # stdout + stderr
     assert res.exit_code == 1 and "nothing to benchmark" in res.output     # --images reached --data
     assert "--images is deprecated here, use --data" in res.output
     res = CliRunner().invoke(benchmark_command, ["--images", str(tmp_path), "--data", str(tmp_path)])

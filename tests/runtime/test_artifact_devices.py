@@ -62,8 +62,8 @@ def test_benchmark_reports_what_ran(runtime_artifacts, shared_data, tmp_path) ->
 
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(main, ["benchmark", "--data", str(shared_data / "photos"), "--device", "AUTO",
-                                    "--runs", "2", "--warmup", "0", "--threads", "2", "--quiet",
-                                    str(runtime_artifacts["openvino"]), "--json", str(out)])
+                                    "--runs", "2", "--warmup", "0", "--threads", "2", "--quiet", "--no-reference",
+                                    "--artifact", str(runtime_artifacts["openvino"]), "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "openvino/fp32: detector CPU, clip_image CPU, hoi_head CPU" in res.output
     entry = json.loads(out.read_text())["backends"][0]

@@ -227,7 +227,8 @@ def test_benchmark_throughput_mode_puts_sync_and_pipelined_side_by_side(runtime_
 
     out = tmp_path / "tp.json"
     res = CliRunner().invoke(main, ["benchmark", "--mode", "throughput", "--data", str(shared_data / "photos"),
-                                    str(runtime_artifacts["openvino"]), "--runs", "4", "--repeats", "1",
+                                    "--artifact", str(runtime_artifacts["openvino"]), "--no-reference", "--runs", "4",
+                                    "--repeats", "1",
                                     "--warmup", "1", "--threads", "2", "--quiet", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "Frames/s (sync)" in res.output and "Frames/s (pipelined)" in res.output
@@ -245,3 +246,42 @@ def test_throughput_report_flags_pipelined_detections_that_differ() -> None:
                               sync_fps=[90.0], pipelined_fps=[150.0], pipelined_ms=[12.0], identical=False)
     md = ThroughputReport([result], settings).to_markdown()
     assert "| openvino/int8 | CPU | 10.0 | 8.0 | 90.00 | 150.00 | 1.67x | 12.0 | **NO** |" in md
+
+
+def test_a_url_that_never_opens_fails_at_once_without_backoff() -> None:
+    """It used to get the dropped-stream backoff (6 attempts, ~29 s) before failing."""
+    from mjpeg_server import free_port
+
+    events = []
+    with pytest.raises(InputFileError, match="could not be opened") as err:
+        list(iter_frames(Source.parse(f"http://127.0.0.1:{free_port()}/none.mjpg"),
+                         reconnect=Reconnect(attempts=6, first_wait_s=0.5), notify=events.append))
+    assert events == [] and "check the URL" in str(err.value)
+
+
+def test_reconnects_count_the_times_the_stream_came_back(photo_frames) -> None:
+    """Two connections of 5 frames, then the server refuses: one reconnection, though three reopens were tried
+    (the old count said 3)."""
+    stats = SourceStats()
+    with MJPEGServer(_jpegs(photo_frames), frames_per_connection=5, max_connections=2) as url:
+        with pytest.raises(InputFileError, match="did not come back after 2 reconnect attempts"):
+            list(iter_frames(Source.parse(url), reconnect=Reconnect(attempts=2, first_wait_s=0.01), stats=stats,
+                             notify=lambda event: None))
+    assert stats.frames == 10 and stats.reconnects == 1 and stats.attempts == 3
+
+
+def test_a_stream_recording_is_tagged_with_the_rate_it_came_at(runtime_artifacts, photo_frames, tmp_path) -> None:
+    """MJPEG over HTTP states no rate (FFmpeg says 25); a 10 frames/s camera recorded at 25 plays 2.5x too fast."""
+    from click.testing import CliRunner
+
+    from hoi_edge.cli import main
+
+    out = tmp_path / "rec.mp4"
+    with MJPEGServer(_jpegs(photo_frames), frames_per_connection=20, max_connections=2, fps=10) as url:
+        res = CliRunner().invoke(main, ["detect", url, "--artifact", str(runtime_artifacts["openvino"]),
+                                        "--max-frames", "12", "--out", str(out), "--sync"])
+    assert res.exit_code == 0, res.output
+    cap = cv2.VideoCapture(str(out))
+    fps, frames = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert frames == 12 and 3.0 <= fps <= 14.0, fps        # about the camera's 10/s (measured, so with jitter)

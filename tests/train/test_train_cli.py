@@ -74,4 +74,4 @@ def test_errors_are_one_line(args, message):
 def test_cuda_device_without_cuda_is_a_clear_error(tmp_path, shared_data):
     result = CliRunner().invoke(train_command, ["--annotations", LABELS, "--images", shared_data / "photos",
                                                 "--out", tmp_path, "--device", "cuda", *FAST])
-    assert result.exit_code == 1 and "CUDA is not available" in result.output, result.output
+    assert result.exit_code == 1 and "PyTorch finds no CUDA GPU" in result.output, result.output
