@@ -13,6 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = shared_data_dir()
 
 
+@pytest.fixture(autouse=True)
+def fresh_random_weights_warning(monkeypatch):
+    """Each test is a command of its own: the random-weights warning, said once per command (and passed to the
+    worker processes it starts through the environment), is not silenced by an earlier test in this worker."""
+    from hoi_edge.core import provenance
+
+    monkeypatch.setattr(provenance, "_warned", False)
+    monkeypatch.delenv(provenance.WARNED_ENV, raising=False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -45,10 +45,10 @@ def test_shared_options_have_one_spelling_and_one_help_everywhere():
                 if opt in shared and not param.hidden:
                     assert param.help.startswith(shared[opt]), (path, opt, param.help)
                     seen.setdefault(opt, []).append(" ".join(path))
-    assert set(seen["--artifact"]) == {"detect", "bake", "verify", "validate", "benchmark"}
-    assert set(seen["--model"]) == {"detect", "export", "bake", "validate", "benchmark", "train"}
-    assert set(seen["--device"]) == {"detect", "validate", "benchmark", "train"}
-    assert set(seen["--vocab"]) == {"detect", "export", "bake", "train"}
+    assert set(seen["--artifact"]) == {"detect", "bake", "verify", "validate", "benchmark", "serve"}
+    assert set(seen["--model"]) == {"detect", "export", "bake", "validate", "benchmark", "train", "serve"}
+    assert set(seen["--device"]) == {"detect", "validate", "benchmark", "train", "serve"}
+    assert set(seen["--vocab"]) == {"detect", "export", "bake", "train", "serve"}
     assert set(seen["--split"]) == set(seen["--splits"]) == {"eval", "validate", "train"}
 
 
@@ -56,7 +56,7 @@ def test_the_model_defaults_to_default_everywhere_benchmark_included(monkeypatch
     """benchmark had no default model, so there was no reference unless one was named."""
     import hoi_edge.weights.defaults as defaults
 
-    for path in (("detect",), ("export",), ("bake",), ("validate",), ("benchmark",), ("train",)):
+    for path in (("detect",), ("export",), ("bake",), ("validate",), ("benchmark",), ("train",), ("serve",)):
         help_text = CliRunner().invoke(main, [*path, "--help"]).output
         assert "[default: default]" in " ".join(help_text.split()), path
     asked = []

@@ -25,11 +25,11 @@ def test_num_threads_sizes_the_executorch_threadpool(tmp_path):
     manifest = SimpleNamespace(units={"unit": UnitSpec(file="unit.pte", inputs={"x": [1, 8]}, outputs=["y"])})
     before = executorch_threads()
     try:
-        runner = ExecuTorchRunner(tmp_path, manifest, num_threads=1)
+        runner = ExecuTorchRunner(tmp_path, manifest, num_threads=1, devices={"unit": "xnnpack"})
         assert executorch_threads() == 1
         (y,) = runner.call("unit", np.ones((1, 8), np.float32))
         assert y.shape == (1, 4)
-        ExecuTorchRunner(tmp_path, manifest, num_threads=2)
+        ExecuTorchRunner(tmp_path, manifest, num_threads=2, devices={"unit": "xnnpack"})
         assert executorch_threads() == 2
     finally:
         set_executorch_threads(before)
