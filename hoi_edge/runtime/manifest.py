@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hoi_edge.core.errors import ArtifactError
+from hoi_edge.core.formats import check_format
 from hoi_edge.core.hashing import file_sha256
 from hoi_edge.core.jsonio import read_json_object
 from hoi_edge.pipeline.spec import PipelineSpec
@@ -103,13 +104,7 @@ class Manifest:
         if not path.is_file():
             raise ArtifactError(f"{folder} is not a hoi-edge artifact: {MANIFEST} is missing")
         data = read_json_object(path, "artifact manifest", ArtifactError)
-        if data.get("format") != FORMAT:
-            raise ArtifactError(f"{path}: not a hoi-edge artifact manifest (format {data.get('format')!r})")
-        version = data.get("format_version", 0)
-        if type(version) is not int:
-            raise ArtifactError(f"{path}: format_version must be an integer, got {version!r}")
-        if version > FORMAT_VERSION:
-            raise ArtifactError(f"{path}: format version {version} is newer than this hoi-edge")
+        check_format(data, path, FORMAT, FORMAT_VERSION, "artifact manifest", ArtifactError)
         try:
             units = {k: UnitSpec(**v) for k, v in data.pop("units").items()}
             spec = PipelineSpec.from_dict(data.pop("spec"))

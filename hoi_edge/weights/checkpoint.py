@@ -14,6 +14,7 @@ import torch
 
 from hoi_edge.core.atomic import atomic_output
 from hoi_edge.core.errors import WeightsError
+from hoi_edge.core.formats import check_format
 from hoi_edge.core.hashing import file_sha256  # noqa: F401  (re-exported: callers import it from here)
 from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
@@ -66,13 +67,9 @@ def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = Tr
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     data = safe_torch_load(path, "checkpoint")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not a hoi-edge checkpoint (expected format '{FORMAT}')")
-    version = data.get("format_version", 0)
-    if type(version) is not int:
-        raise WeightsError(f"checkpoint {path}: format_version must be an integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise WeightsError(f"checkpoint {path} has format version {version}; upgrade hoi-edge")
+    if not isinstance(data, dict):
+        raise WeightsError(f"{path} is not a hoi-edge checkpoint (it holds a {type(data).__name__})")
+    check_format(data, path, FORMAT, FORMAT_VERSION, "checkpoint", WeightsError)
     _check_structure(path, data)
     return data
 
