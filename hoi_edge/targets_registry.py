@@ -43,7 +43,7 @@ class Target:
     export_packages: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()
     companion_suffixes: tuple[str, ...] = ()
-    accuracy_aware_int8: bool = False     # --val / --max-drop: NNCF accuracy-aware INT8
+    accuracy_aware_int8: bool = False     # --val / --max-drop: accuracy-aware INT8 on the units' task metrics
     distillation: bool = False            # --distill-steps: quantization-aware distillation (INT8)
     ignored_layers: bool = False          # --quantize-all / ignored layers: INT8 that can keep layers in FP
 
@@ -110,10 +110,11 @@ register(Target(
 register(Target(
     name="onnx", suffix=".onnx", precisions=("fp32", "int8"), exporter="targets.onnx_target",
     runner="hoi_edge.runtime.onnx_runner:ONNXRunner", runtime_package="onnxruntime",
-    export_packages=("onnx", "nncf"), ignored_layers=True,
+    export_packages=("onnx", "nncf"), accuracy_aware_int8=True, distillation=True, ignored_layers=True,
 ))
 register(Target(
     name="executorch", suffix=".pte", precisions=("fp32", "int8"), exporter="targets.executorch_target",
     runner="hoi_edge.runtime.executorch_runner:ExecuTorchRunner", runtime_package="executorch",
     preload=("executorch.runtime", "executorch.kernels.quantized"),
+    accuracy_aware_int8=True, distillation=True, ignored_layers=True,
 ))

@@ -45,6 +45,7 @@ class DetectorFamily:
     output_names: tuple[str, ...] = ("scores", "boxes", "features")   # names of the exported detector's outputs
     weight_names: tuple[str, ...] = ()               # named sources ``load_weights`` fetches itself
     sensitive_layers: tuple[str, ...] = ()           # regexes of layers INT8 export keeps in FP by default
+    int8_model_type: str = "transformer"             # NNCF rules its INT8 uses: 'cnn' | 'transformer'
 
 
 # ---------------------------------------------------------------- DETR
@@ -158,9 +159,11 @@ FAMILIES: dict[str, DetectorFamily] = {
         resize=STRETCH, channels="bgr",
         # upstream's mean/std on 0..255 BGR pixels, in the 0..1 units every input transform here uses
         mean=tuple(m / 255.0 for m in PIXEL_MEAN_BGR), std=tuple(s / 255.0 for s in PIXEL_STD_BGR),
-        # the GFL class/box conv and the box integral (softmax bins @ 0..reg_max, the detector's one MatMul:
-        # ONNX Runtime cannot run it as an INT8 MatMulInteger with a per-tensor 1-D weight)
-        weight_names=(NANODET_NPM,), sensitive_layers=(r".*gfl_cls.*", r".*aten::matmul.*"),
+        # the GFL class/box conv and the whole GFL decoding (module ``gfl_decode``: level concatenation, softmax
+        # over bins, integral, distance -> box arithmetic, sigmoid), as OpenVINO's YOLO/NanoDet recipes and
+        # ultralytics keep the DFL/integral head in FP
+        weight_names=(NANODET_NPM,), sensitive_layers=(r".*gfl_cls.*", r".*gfl_decode.*"),
+        int8_model_type="cnn",
     ),
 }
 

@@ -234,7 +234,7 @@ def test_onnx_int8_artifact_runs_quantized_layers_as_integer_kernels(artifact_fa
         graph = recorded[unit]["onnxruntime_graph"]
         assert graph["integer_ops"] == {k: counts[k] for k in graph["integer_ops"]}       # the manifest is true
         assert counts["QGemm"] + counts["MatMulIntegerToFloat"] > 0, (unit, counts)
-        assert recorded[unit]["int32_gemm_biases"] > 0
+        assert recorded[unit]["int32_biases"] > 0
     # the layers kept in FP on purpose were found in the ONNX graphs: DETR's class head + box MLP, CLIP's ln_post,
     # the decoder's out_proj (their patterns name torch modules, matched through the exporter's metadata)
     assert all(recorded[u]["ignored_nodes"] > 0 for u in ("detector", "clip_image", "hoi_head")), recorded
