@@ -31,6 +31,7 @@ logits are still formed exactly as the classifier forms them.)
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ from compress.quantize import QuantizationConfig, UnitSample
 from hoi_edge.model.classifier import clip_logits
 
 Outputs = tuple[torch.Tensor, ...]
+
+# NNCF's torch quantizers are a C++ extension compiled on first use (about a minute on 2 busy cores); NNCF gives
+# up after 60 s by default and distillation would then fail on a fresh machine. A user's own setting wins.
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
 
 
 @dataclass
@@ -268,12 +273,22 @@ def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor,
 
     from compress.equality import check_equality, torch_run
 
+    import io
+    import warnings
+
+    import onnx
+
     student.eval()
     try:
         native = nncf.strip(student, do_copy=True, strip_format=nncf.StripFormat.NATIVE, example_input=example)
         native.eval()
-        model = torch.onnx.export(native, example, input_names=list(input_names), output_names=list(output_names),
-                                  dynamo=True, opset_version=opset, verbose=False).model_proto
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # the TorchScript exporter: torch.export cannot capture the hook wrapper NNCF keeps around the model
+            torch.onnx.export(native, example, buffer, input_names=list(input_names), output_names=list(output_names),
+                              dynamo=False, opset_version=opset)
+        model = onnx.load_from_string(buffer.getvalue())
     except Exception as exc:  # noqa: BLE001 - any failure means "no distilled ONNX", said in the manifest
         return None, None, f"the QDQ ONNX export of the distilled model failed: {str(exc).splitlines()[0][:200]}"
     opts = ort.SessionOptions()

@@ -34,26 +34,44 @@ MAX_REVERTED = 30            # stop after this many layers went back to FP (NNCF
 
 
 def fp_module_names(module: torch.nn.Module, patterns: Sequence[str]) -> list[str]:
-    """The outermost modules of ``module`` whose qualified name fully matches one of ``patterns`` (the
-    NNCF ignored-scope regexes, written against module paths such as ``head.gfl_cls.0``)."""
+    """Every module of ``module`` whose qualified name fully matches one of ``patterns`` (the NNCF
+    ignored-scope regexes, written against module paths such as ``head.gfl_cls.0``), children included: the
+    quantizer's module filter looks a name up among the modules a node was *called* from, and a container
+    (``head.gfl_cls``, a ModuleList) is never called itself."""
     regexes = [re.compile(p) for p in patterns]
-    names: list[str] = []
-    for name, _ in module.named_modules():
-        if name and any(r.fullmatch(name) for r in regexes) and not any(name.startswith(n + ".") for n in names):
-            names.append(name)
-    return names
+    return [name for name, _ in module.named_modules() if name and any(r.fullmatch(name) for r in regexes)]
 
 
 def xnnpack_quantizer(fp_names: Sequence[str] = (), is_qat: bool = False) -> Any:
     """XNNPACK's static per-channel symmetric INT8, with ``fp_names`` (module names), layer norms and the
     end-to-end network's selection/resampling/scoring modules left in floating point."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer, _get_module_type_filter,
                                                                           get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import propagate_annotation
+    from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
 
     from hoi_edge.model.end_to_end import FP_MODULES
     from hoi_edge.model.ops import DecomposedLayerNorm
 
-    quantizer = (XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+    class Quantizer(XNNPACKQuantizer):
+        """XNNPACKQuantizer whose FP modules really stay FP: executorch 1.5's ``cat`` annotator ignores the
+        module filters (its ``filter_fn`` is unused), so a concatenation inside an FP module (NanoDet's level
+        concatenation of class logits and box bins) was quantized anyway; annotations inside FP modules are
+        dropped before they are propagated."""
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+            model = self._annotate_for_quantization_config(model)
+            fp = [get_module_name_filter(n) for n, c in self.module_name_config.items() if c is None] + \
+                 [_get_module_type_filter(t) for t, c in self.module_type_config.items() if c is None]
+            for node in model.graph.nodes:
+                if any(f(node) for f in fp):
+                    node.meta.pop(Q_ANNOTATION_KEY, None)
+            propagate_annotation(model)
+            return model
+
+    quantizer = (Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
                  .set_module_type(DecomposedLayerNorm, None))
     for fp_module in FP_MODULES:
         quantizer.set_module_type(fp_module, None)
