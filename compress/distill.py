@@ -235,7 +235,8 @@ def openvino_run(model: Any, precision: str = "int8") -> tuple[Callable, str]:
 
 
 def convert_distilled(student: torch.nn.Module, example: tuple[torch.Tensor, ...], samples: Sequence[UnitSample],
-                      names: Sequence[str], checks: int = 3) -> tuple[Any, Equality | None, str | None]:
+                      names: Sequence[str], checks: int = 3, any_cpu: bool = False
+                      ) -> tuple[Any, Equality | None, str | None]:
     """``openvino.convert_model`` of the distilled ``student``, checked against it on this CPU: (model, equality,
     None), or (None, equality or None, why) when the IR does not compute what the student computes.
 
@@ -243,7 +244,9 @@ def convert_distilled(student: torch.nn.Module, example: tuple[torch.Tensor, ...
     sizes became tensors and NNCF's hooks, keyed by op name and call order, put quantizers on the wrong ops);
     the check itself compiling the IR with the CPU plugin's default precision (bf16 on AVX512-BF16 CPUs, which
     the runner no longer uses for INT8 artifacts); and int16 saturation of u8 x s8 pair sums on CPUs without
-    VNNI (NNCF's OverflowFix, chosen by ``--int8-cpu``)."""
+    VNNI (NNCF's OverflowFix, chosen by ``--int8-cpu``). With ``any_cpu`` (``--int8-cpu any``) on a CPU with
+    VNNI, the IR is also checked with AVX2's INT8 kernels (:func:`compress.equality.openvino_emulated_check`),
+    so an artifact exported here is known to be right on the CPUs without VNNI it may be deployed on."""
     import warnings
 
     import openvino as ov
@@ -258,7 +261,15 @@ def convert_distilled(student: torch.nn.Module, example: tuple[torch.Tensor, ...
     except Exception as exc:  # tracing an NNCF model can fail in many ways; all mean "not convertible"
         return None, None, f"openvino.convert_model failed on the distilled model: {str(exc).splitlines()[0][:200]}"
     run, runtime = openvino_run(model)
-    equality = check_equality(torch_run(student), run, samples, names, runtime, checks)
+    expected = torch_run(student)
+    equality = check_equality(expected, run, samples, names, runtime, checks)
+    from hoi_edge.core.cpu import cpu_info
+
+    if any_cpu and cpu_info().vnni and equality.passed:
+        from compress.equality import openvino_emulated_check
+
+        used = list(samples)[:checks]
+        equality.emulated = openvino_emulated_check(model, used, [expected(s) for s in used], names)
     return (model if equality.passed else None), equality, equality.reason()
 
 

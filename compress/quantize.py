@@ -10,11 +10,14 @@ The recipe (:class:`QuantizationConfig`), per unit:
 - **bias correction**: the full BiasCorrection (``fast_bias_correction=False``) for CNN units, as OpenVINO's
   YOLO/NanoDet INT8 notebooks do; the fast one for transformer units (the full one re-runs every layer of a
   ViT per statistic: minutes for a gain the CNN recipe measured only for convolutions);
-- **OverflowFix for the CPU the artifact will run on** (``target_cpu``): ``any`` (default) quantizes
-  every convolution and MatMul weight to 7 bits (NNCF ``OverflowFix.ENABLE``), which makes the INT8 network
-  compute the same on CPUs without VNNI (AVX2, AVX-512 without VNNI: u8 x s8 pair sums saturate int16
-  there) as on VNNI/AMX ones; ``vnni`` keeps full 8-bit weights (``OverflowFix.DISABLE``) for artifacts
-  that only run on CPUs with VNNI or AMX (or on ARM);
+- **OverflowFix for the CPU the artifact will run on** (``target_cpu``, measured per unit by
+  :func:`choose_overflow_fix`): on CPUs without VNNI (AVX2, AVX-512 without VNNI) u8 x s8 pair sums saturate
+  int16, so an INT8 network can compute something else there than on the VNNI CPU that exported it. ``any``
+  (default) starts from NNCF's recommendation for such CPUs (7-bit weights in the first convolution,
+  ``OverflowFix.FIRST_LAYER``), runs the unit with AVX2's INT8 kernels (emulated on a VNNI CPU) and with the
+  native ones, and quantizes every weight to 7 bits (``OverflowFix.ENABLE``, which costs accuracy) only for a
+  unit whose outputs differ (cosine < 0.999); ``vnni`` keeps full 8-bit weights (``OverflowFix.DISABLE``)
+  for artifacts that only run on CPUs with VNNI or AMX (or on ARM);
 - **sensitive layers in FP**: DETR's class/box heads, NanoDet's GFL class/box conv and its whole box decoding,
   the HOI decoder's final projection into CLIP space, CLIP's last layer norm (they set scores and box
   coordinates directly). The same patterns drive ExecuTorch's XNNPACK quantizer (by module name) and NNCF's
@@ -53,10 +56,11 @@ SENSITIVE_PATTERNS: dict[str, list[str]] = {
     "end_to_end": [r".*resample.*", r".*scorer.*", r".*select.*"],
 }
 
-#: ``--int8-cpu``: the CPUs an INT8 artifact must compute correctly on -> NNCF's OverflowFix.
+#: ``--int8-cpu``: the CPUs an INT8 artifact must compute correctly on -> NNCF's OverflowFix to start from
+#: (:func:`choose_overflow_fix` moves ``any`` to ``ENABLE`` for a unit that saturates on AVX2).
 TARGET_CPUS: dict[str, OverflowFix] = {
-    "any": OverflowFix.ENABLE,      # 7-bit weights: no int16 saturation on AVX2 / AVX-512 without VNNI
-    "vnni": OverflowFix.DISABLE,    # full 8-bit weights: VNNI / AMX (and ARM) only
+    "any": OverflowFix.FIRST_LAYER,  # NNCF's recommendation for AVX2 / AVX-512 without VNNI; checked per unit
+    "vnni": OverflowFix.DISABLE,     # full 8-bit weights: VNNI / AMX (and ARM) only
 }
 
 
@@ -69,6 +73,7 @@ class QuantizationConfig:
     extra_ignored: list[str] = field(default_factory=list)
     detector_family: str = "detr"            # whose sensitive layers the detector unit keeps in FP (set by export)
     target_cpu: str = "any"                  # TARGET_CPUS key: which CPUs the artifact must be right on
+    overflow_fix_override: str | None = None # set per unit by choose_overflow_fix (an OverflowFix value)
 
     def __post_init__(self) -> None:
         if self.target_cpu not in TARGET_CPUS:
@@ -102,6 +107,8 @@ class QuantizationConfig:
 
     @property
     def overflow_fix(self) -> OverflowFix:
+        if self.overflow_fix_override is not None:
+            return OverflowFix(self.overflow_fix_override)
         return TARGET_CPUS[self.target_cpu]
 
     def advanced(self, **extra: Any) -> AdvancedQuantizationParameters:
@@ -122,6 +129,44 @@ class QuantizationConfig:
                 "subset_size": min(self.subset_size, num_samples),
                 "fast_bias_correction": self.uses_fast_bias_correction(unit),
                 "target_cpu": self.target_cpu, "overflow_fix": self.overflow_fix.value}
+
+
+def choose_overflow_fix(module: Any, example: tuple, unit: str, samples: list[UnitSample], cfg: QuantizationConfig,
+                        checks: int = 3) -> tuple[QuantizationConfig, dict[str, Any]]:
+    """``cfg`` with the OverflowFix ``unit`` needs on the CPUs ``cfg.target_cpu`` names, and what was measured.
+
+    For ``any`` on a CPU with VNNI: a probe INT8 of the unit (OpenVINO, the recipe's OverflowFix, fast bias
+    correction) runs on ``checks`` calibration samples with the native INT8 kernels and with AVX2's (oneDNN
+    honours ``ONEDNN_MAX_CPU_ISA`` inside OpenVINO's CPU plugin); if any output's cosine between the two is below
+    :data:`compress.equality.MATCH_COSINE`, the unit saturates int16 somewhere on AVX2 and gets 7-bit weights
+    everywhere (``ENABLE``). ONNX Runtime's x86 INT8 kernels without VNNI sum u8 x s8 pairs the same way, so the
+    ONNX target uses the same decision. On a CPU without VNNI the probe cannot tell (it runs the AVX2 kernels
+    itself): the starting fix stays, and the record says so.
+    """
+    import dataclasses
+
+    import openvino as ov
+
+    from compress.equality import MATCH_COSINE, openvino_emulated_check
+    from hoi_edge.core.cpu import cpu_info
+
+    if cfg.target_cpu != "any" or cfg.overflow_fix_override is not None:
+        return cfg, {}
+    if not cpu_info().vnni:
+        return cfg, {"avx2_check": "not possible on this CPU (no VNNI: it runs AVX2-class INT8 kernels itself)"}
+    model = ov.convert_model(module, example_input=example)
+    args = {**cfg.nncf_arguments(unit, len(samples)), "fast_bias_correction": True}
+    probe = nncf.quantize(model, _dataset(samples, list), **args)
+    compiled = ov.compile_model(probe, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    used = list(samples)[:checks]
+    native = [[np.asarray(o) for o in compiled(list(s)).values()] for s in used]
+    names = [f"output{i}" for i in range(len(compiled.outputs))]
+    emulated = openvino_emulated_check(probe, used, native, names)
+    record = {"avx2_vs_native_cosine": emulated.worst, "avx2_check": emulated.runtime}
+    if emulated.worst >= MATCH_COSINE:
+        return cfg, record
+    return dataclasses.replace(cfg, overflow_fix_override=OverflowFix.ENABLE.value), \
+        {**record, "overflow_fix_reason": f"AVX2 INT8 kernels differ from native ones (cosine {emulated.worst:.4f})"}
 
 
 def _dataset(samples: list[Any], to_inputs: Callable[[Any], Any]) -> nncf.Dataset:

@@ -14,7 +14,7 @@ import torch
 from compress.distill import DistillConfig, PairScores, export_distilled_onnx, quantize_and_distill
 from compress.fp_layers import onnx_fp_layers
 from compress.onnx_qdq import fusion_summary, make_fusable, optimized_op_counts
-from compress.quantize import QuantizationConfig, quantize_onnx_with_report
+from compress.quantize import QuantizationConfig, choose_overflow_fix, quantize_onnx_with_report
 from targets.contract import UnitContract
 from targets.openvino_target import describe_distilled
 
@@ -26,7 +26,9 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
                 distill: DistillConfig | None = None, pair_scores: PairScores | None = None,
                 metric=None) -> dict | None:
     """Write ``out``; returns the manifest's quantization entry (None unless INT8)."""
-    qcfg = qcfg or QuantizationConfig()
+    qcfg, overflow = qcfg or QuantizationConfig(), {}
+    if precision == "int8":      # the OverflowFix this unit needs on the CPUs it is exported for (measured)
+        qcfg, overflow = choose_overflow_fix(module, example, contract.name, samples, qcfg)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     info, model, discarded = None, None, None
     if precision == "int8" and distill is not None:
@@ -67,6 +69,6 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
     if precision == "int8":
         # what ONNX Runtime's CPU provider actually runs: fused integer kernels vs layers left in float
         info["onnxruntime_graph"] = fusion_summary(optimized_op_counts(model))
-        info["fp_layers"] = onnx_fp_layers(model, exported)
+        info.update(fp_layers=onnx_fp_layers(model, exported), **overflow)
     onnx.save_model(model, str(out), save_as_external_data=False)
     return info

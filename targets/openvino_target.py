@@ -12,7 +12,7 @@ import torch
 
 from compress.distill import DistillConfig, PairScores, convert_distilled, quantize_and_distill
 from compress.fp_layers import openvino_fp_layers
-from compress.quantize import QuantizationConfig, quantize_openvino_with_report
+from compress.quantize import QuantizationConfig, choose_overflow_fix, quantize_openvino_with_report
 from targets.contract import UnitContract
 
 
@@ -22,12 +22,15 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
                 metric=None) -> dict | None:
     """Write ``out``; returns what the manifest should record about quantization (None unless INT8).
     ``metric`` is the unit's task metric for accuracy-aware INT8 (:mod:`compress.task_metrics`)."""
-    qcfg = qcfg or QuantizationConfig()
+    qcfg, overflow = qcfg or QuantizationConfig(), {}
+    if precision == "int8":      # the OverflowFix this unit needs on the CPUs it is exported for (measured)
+        qcfg, overflow = choose_overflow_fix(module, example, contract.name, samples, qcfg)
     info, model, discarded = None, None, None
     if precision == "int8" and distill is not None:
         result = quantize_and_distill(module, contract.name, samples, qcfg, distill, pair_scores=pair_scores)
         # the IR must be exactly the distilled model: converted, then checked against it on calibration inputs
-        model, equality, discarded = convert_distilled(result.module, example, samples, contract.outputs)
+        model, equality, discarded = convert_distilled(result.module, example, samples, contract.outputs,
+                                                       any_cpu=qcfg.target_cpu == "any")
         info = describe_distilled(contract.name, qcfg, len(samples), distill, result, pair_scores)
         info["ir_vs_distilled_cosine"] = equality.worst if equality else None
         if equality is not None:
@@ -46,7 +49,7 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
         ptq = {**describe_ptq(contract.name, qcfg, len(samples), validation, metric), **achieved}
         info = ptq if discarded is None else {**ptq, "distillation_discarded": discarded, "distillation": info}
     if precision == "int8":
-        info["fp_layers"] = openvino_fp_layers(model)
+        info.update(fp_layers=openvino_fp_layers(model), **overflow)
     ov.save_model(model, out, compress_to_fp16=(precision == "fp16"))
     return info
 
