@@ -273,6 +273,28 @@ def convert_distilled(student: torch.nn.Module, example: tuple[torch.Tensor, ...
     return (model if equality.passed else None), equality, equality.reason()
 
 
+def _strip_shared_quantizers(model: torch.nn.Module) -> int:
+    """Finish ``nncf.strip(..., NATIVE)``: replace the NNCF quantizers it left, returns how many.
+
+    NNCF 3.4 walks its hook storage with de-duplication, so a quantizer shared by several hooks (one scale for
+    all inputs of a concatenation, as NanoDet's CSP blocks have) is replaced at its first hook only; the others
+    kept the NNCF module, which the ONNX exporter writes as OpenVINO's custom ``FakeQuantize`` op (ONNX
+    Runtime: "not a registered function/op"). Activation quantizers need no weight update, so each is
+    converted as ``nncf.strip`` converts the first."""
+    from nncf.torch.function_hook.wrapper import get_hook_storage
+    from nncf.torch.quantization.layers import BaseQuantizer
+    from nncf.torch.quantization.strip import convert_to_torch_fakequantizer
+
+    converted: dict[int, torch.nn.Module] = {}
+    for _, holder in get_hook_storage(model).named_modules(remove_duplicate=False):
+        for key, child in list(holder.named_children()):
+            if isinstance(child, BaseQuantizer):
+                if id(child) not in converted:
+                    converted[id(child)] = convert_to_torch_fakequantizer(child)
+                setattr(holder, key, converted[id(child)])
+    return len(converted)
+
+
 def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor, ...], samples: Sequence[UnitSample],
                           input_names: Sequence[str], output_names: Sequence[str], opset: int, checks: int = 3
                           ) -> tuple[Any, Equality | None, str | None]:
@@ -292,6 +314,7 @@ def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor,
     student.eval()
     try:
         native = nncf.strip(student, do_copy=True, strip_format=nncf.StripFormat.NATIVE, example_input=example)
+        _strip_shared_quantizers(native)
         native.eval()
         buffer = io.BytesIO()
         with warnings.catch_warnings():

@@ -31,6 +31,7 @@ from compress.task_metrics import TaskMetric
 #: The module types whose leaves accuracy-aware INT8 may return to FP, one layer at a time.
 REVERTIBLE = (torch.nn.Conv2d, torch.nn.Linear)
 MAX_REVERTED = 30            # stop after this many layers went back to FP (NNCF's restorer also caps its loop)
+RANKING_CALIBRATION = 16     # calibration inputs per ranking quantization (the final one uses all of them)
 
 
 def fp_module_names(module: torch.nn.Module, patterns: Sequence[str]) -> list[str]:
@@ -71,7 +72,8 @@ def xnnpack_quantizer(fp_names: Sequence[str] = (), is_qat: bool = False) -> Any
             propagate_annotation(model)
             return model
 
-    quantizer = (Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat))
+    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=is_qat)
+    quantizer = (Quantizer().set_global(_min_max_fake_quant(config) if is_qat else config)
                  .set_module_type(DecomposedLayerNorm, None))
     for fp_module in FP_MODULES:
         quantizer.set_module_type(fp_module, None)
@@ -81,6 +83,27 @@ def xnnpack_quantizer(fp_names: Sequence[str] = (), is_qat: bool = False) -> Any
         # None config annotates nothing (exactly what set_module_type(T, None) does for layer norms)
         quantizer.module_name_config[name] = None
     return quantizer
+
+
+def _min_max_fake_quant(config: Any) -> Any:
+    """XNNPACK's QAT config with plain ``FakeQuantize`` modules over min/max observers (per channel for
+    weights) instead of ``FusedMovingAvgObsFakeQuantize``: the fused kernel gave NaN ranges for the HOI
+    head's activations (after a ``repeat``; the FP32 graph has no non-finite value), which ``convert_pt2e``
+    refuses; and the moving average (constant 0.01) would let the first calibration sample set the ranges.
+    The observers run over all calibration inputs and are then frozen (:func:`qat_student`)."""
+    import dataclasses
+
+    from torchao.quantization.pt2e import FakeQuantize, MinMaxObserver, PerChannelMinMaxObserver
+
+    def spec(s: Any, observer: Any) -> Any:
+        ctr = FakeQuantize.with_args(observer=observer, quant_min=s.quant_min, quant_max=s.quant_max, dtype=s.dtype,
+                                     qscheme=s.qscheme, eps=2**-12, **({"ch_axis": s.ch_axis}
+                                                                        if observer is PerChannelMinMaxObserver else {}))
+        return dataclasses.replace(s, observer_or_fake_quant_ctr=ctr)
+
+    return dataclasses.replace(config, input_activation=spec(config.input_activation, MinMaxObserver),
+                               output_activation=spec(config.output_activation, MinMaxObserver),
+                               weight=spec(config.weight, PerChannelMinMaxObserver))
 
 
 def sensitive_names(module: torch.nn.Module, unit: str, qcfg: QuantizationConfig) -> list[str]:
@@ -122,8 +145,9 @@ def quantize_accuracy_aware(module: torch.nn.Module, example: tuple[torch.Tensor
     base = sensitive_names(module, unit, qcfg)
     references = [_outputs(module, s) for s in validation]
 
-    def value(fp_names: Sequence[str]) -> tuple[float, torch.fx.GraphModule]:
-        converted = quantize_ptq(module, example, samples, fp_names)
+    def value(fp_names: Sequence[str], calibration: Sequence[UnitSample] = samples
+              ) -> tuple[float, torch.fx.GraphModule]:
+        converted = quantize_ptq(module, example, calibration, fp_names)
         return metric.score(validation, [_outputs(converted, s) for s in validation], references)[0], converted
 
     start, converted = value(base)
@@ -133,7 +157,7 @@ def quantize_accuracy_aware(module: torch.nn.Module, example: tuple[torch.Tensor
                       and not any(n == b or n.startswith(b + ".") for b in base)]
         gains = {}
         for name in tqdm(candidates, desc=f"rank {unit} layers", disable=not progress, leave=False):
-            gains[name] = value(base + [name])[0]
+            gains[name] = value(base + [name], samples[:RANKING_CALIBRATION])[0]
         for name in sorted(candidates, key=lambda n: -gains[n])[:MAX_REVERTED]:
             reverted.append(name)
             reached, converted = value(base + reverted)

@@ -50,7 +50,7 @@ DEFAULT_MAX_DROP = 0.01          # accuracy-aware INT8: allowed absolute drop of
 SENSITIVE_PATTERNS: dict[str, list[str]] = {
     "detector": list(FAMILIES["detr"].sensitive_layers),
     "clip_image": [r".*ln_post.*"],
-    "hoi_head": [r".*decoder\.out_proj.*"],
+    "hoi_head": [r".*decoder\.out_proj.*", r".*interactor\.geometry.*"],
     # end-to-end network (hoi_edge.model.end_to_end): the CLIP resampling and the text-bank scoring, which the
     # three-unit layout runs in FP32 NumPy, stay FP; plus every unit's own (see QuantizationConfig.ignored_scope)
     "end_to_end": [r".*resample.*", r".*scorer.*", r".*select.*"],

@@ -121,6 +121,33 @@ def class_ap(candidate: Sequence[ImageBoxes], reference: Sequence[ImageBoxes], c
     return interpolated_ap(tp, n_gt)
 
 
+def pooled_ap(candidate: Sequence[ImageBoxes], reference: Sequence[ImageBoxes], iou: float = 0.5) -> float | None:
+    """AP (0..1) of all classes ranked together (a detection still matches only a box of its own class): every
+    reference instance weighs the same, where COCO's mean over classes lets a class seen once weigh as much as
+    persons seen a thousand times. The stable signal accuracy-aware INT8 steers by
+    (:class:`compress.task_metrics.DetectorAP`); None when the reference has no instance."""
+    n_gt = sum(len(r.classes) for r in reference)
+    if n_gt == 0:
+        return None
+    dets = [(float(s), i, int(c), b) for i, cand in enumerate(candidate)
+            for s, c, b in zip(cand.scores, cand.classes, cand.boxes)]
+    dets.sort(key=lambda d: -d[0])
+    claimed = [np.zeros(len(r.classes), bool) for r in reference]
+    tp = np.zeros(len(dets), bool)
+    for k, (_, image, cls, box) in enumerate(dets):
+        ref = reference[image]
+        same = ref.classes == cls
+        if not same.any():
+            continue
+        overlap = pairwise_iou_continuous(np.asarray(box, np.float64)[None], ref.boxes)[0]
+        overlap[~same | claimed[image]] = -1.0
+        best = int(np.argmax(overlap))
+        if overlap[best] >= iou:
+            claimed[image][best] = True
+            tp[k] = True
+    return interpolated_ap(tp, n_gt)
+
+
 def interpolated_ap(tp: Iterable[bool], n_gt: int) -> float:
     """COCO's 101-point interpolated AP of a score-ranked list of true/false positives."""
     tp = np.asarray(list(tp), bool)
