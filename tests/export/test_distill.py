@@ -53,14 +53,19 @@ def test_pair_logits_are_the_classifier_logits(tiny_model, tiny_detector):
     torch.testing.assert_close(pair.logits(emb), want, atol=1e-4, rtol=1e-5)
 
 
+def _distilled_export(checkpoint, target: str, photos, out, calib_size: int, steps: int) -> Manifest:
+    """``hoi-edge export --int8 --distill-steps`` through the CLI; the artifact's manifest."""
+    res = CliRunner().invoke(main, ["export", "--target", target, "--int8", "--model", str(checkpoint), "--calib",
+                                    str(photos), "--calib-size", str(calib_size), "--distill-steps", str(steps),
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return Manifest.read(out)
+
+
 @pytest.mark.slow
 def test_distilled_openvino_artifact(tiny_checkpoint, tiny_detector, shared_data, tmp_path):
     out = tmp_path / "ov-int8-kd"
-    res = CliRunner().invoke(main, ["export", "--target", "openvino", "--int8", "--model", str(tiny_checkpoint),
-                                    "--calib", str(shared_data / "photos"), "--calib-size", "6",
-                                    "--distill-steps", "10", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    manifest = Manifest.read(out)
+    manifest = _distilled_export(tiny_checkpoint, "openvino", shared_data / "photos", out, 6, 10)
     from compress.distill import IR_MATCH_COSINE
 
     for unit in ("detector", "clip_image", "hoi_head"):
@@ -103,11 +108,7 @@ def test_distillation_ships_on_every_target(nanodet_checkpoint, shared_data, tmp
     from hoi_edge.core.cpu import cpu_info
 
     out = tmp_path / f"{target}-kd"
-    res = CliRunner().invoke(main, ["export", "--target", target, "--int8", "--model", str(nanodet_checkpoint),
-                                    "--calib", str(shared_data / "photos"), "--calib-size", "2",
-                                    "--distill-steps", "2", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    manifest = Manifest.read(out)
+    manifest = _distilled_export(nanodet_checkpoint, target, shared_data / "photos", out, 2, 2)
     for unit in ("detector", "clip_image", "hoi_head"):
         q = manifest.quantization[unit]
         assert "distillation_discarded" not in q, (unit, q.get("distillation_discarded"))

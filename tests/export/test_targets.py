@@ -169,9 +169,15 @@ def test_manifests_record_what_each_target_ran(artifact_factory):
         assert ov[unit]["method"] == "nncf.quantize" and ov[unit]["backend"] == "openvino"
         assert onnx_q[unit]["method"] == "nncf.quantize" and onnx_q[unit]["format"] == "QDQ"
         assert "max_drop" not in ov[unit] and "max_drop" not in onnx_q[unit]
-        assert et[unit]["method"].startswith("torchao pt2e") and et[unit]["ignored_patterns"] == []
+        # one list of sensitive layers for every target: ExecuTorch keeps the modules the patterns name in FP
+        assert et[unit]["method"].startswith("torchao pt2e") and et[unit]["ignored_patterns"] == ov[unit][
+            "ignored_patterns"] == onnx_q[unit]["ignored_patterns"]
         assert "XNNPACKQuantizer" in et[unit]["quantizer"] and "preset" not in et[unit]
-    assert ov["hoi_head"]["ignored_patterns"] == [r".*decoder\.out_proj.*"]
+        assert ov[unit]["preset"] == "mixed" and ov[unit]["export_cpu"]["isa"]
+    assert ov["hoi_head"]["ignored_patterns"] == [r".*decoder\.out_proj.*", r".*interactor\.geometry.*"]
+    assert et["detector"]["fp_modules"] == ["class_embed", "bbox_embed", "bbox_embed.layers",
+                                            "bbox_embed.layers.0", "bbox_embed.layers.1", "bbox_embed.layers.2"]
+    assert any("class_embed" in n for n in et["detector"]["fp_layers"])
     assert Manifest.read(artifact_factory("openvino", "fp32")).quantization == {}
 
 
