@@ -164,3 +164,28 @@ def test_equality_check_fails_on_a_misplaced_quantizer(target):
         moved = check_equality(torch_run(student), lambda s: session.run(None, {"x": s[0]}), samples, ["y"],
                                "misplaced")
     assert not moved.passed and moved.worst < MATCH_COSINE and "does not reproduce" in moved.reason()
+
+
+def test_fake_quant_reference_computes_what_the_int8_model_means():
+    """64 channels of u8 255 x s8 127 pairs: 2 * 255 * 127 overflows int16, so CPUs without VNNI saturate the INT8
+    kernel; the written-out reference gives the exact value on every CPU (the probe compares the two)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from compress.equality import fake_quant_reference
+    from hoi_edge.core.cpu import cpu_info
+
+    c = 64
+    x = ops.parameter([1, c, 4, 4], np.float32, name="x")
+    fq = ops.fake_quantize(x, np.float32(0), np.float32(2.55), np.float32(0), np.float32(2.55), 256)
+    w = ops.fake_quantize(ops.constant(np.full((8, c, 1, 1), 1.27, np.float32)), np.float32(-1.27), np.float32(1.27),
+                          np.float32(-1.27), np.float32(1.27), 255)
+    model = ov.Model([ops.convolution(fq, w, [1, 1], [0, 0], [0, 0], [1, 1])], [x])
+    inputs = [np.full((1, c, 4, 4), 2.55, np.float32)]
+    core = ov.Core()
+    exact = core.compile_model(fake_quant_reference(model), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(inputs)[0]
+    np.testing.assert_allclose(exact, 2.55 * 1.27 * c, rtol=1e-5)
+    kernels = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(inputs)[0]
+    if cpu_info().vnni:            # VNNI sums in int32: the INT8 kernel is exact too
+        np.testing.assert_allclose(kernels, exact, rtol=1e-5)
+    assert not any(op.get_type_name() == "FakeQuantize" for op in fake_quant_reference(model).get_ordered_ops())

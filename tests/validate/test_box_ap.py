@@ -121,3 +121,30 @@ def test_detector_instances_keep_low_scores_with_nms():
     assert got.classes.tolist() == [0, 0]
     above = detector_instances(spec, labels, (scores, cxcywh, np.zeros((1, 4, 2), np.float32)), (100, 100), 0.2)
     assert above.scores.tolist() == pytest.approx([0.9])
+
+
+def test_validate_column_is_for_artifacts_with_a_real_detector(monkeypatch):
+    """``validate``'s Box AP / Recall: the artifact's instances before the cut against the reference's kept ones;
+    n/a (None) for an artifact whose detector had random weights, or without detector outputs."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import hoi_edge.validate.validator as validator
+    from hoi_edge.validate.measure import KeptInstances
+
+    ref_boxes = [boxes([[0, 0, 100, 200], [50, 50, 80, 80]], [PERSON, CUP], [0.9, 0.15])]
+    cand_boxes = [boxes([[0, 0, 100, 200]], [PERSON], [0.12])]
+
+    def run(per_image, candidates=True):
+        kept = KeptInstances.collect_boxes(list(enumerate(per_image)), PERSON)
+        return SimpleNamespace(candidates=kept if candidates else None, box_threshold=0.2,
+                               spec=SimpleNamespace(path=Path("artifact")))
+
+    monkeypatch.setattr(validator, "_real_detector", lambda r: True)
+    got = validator.instance_box_ap(run(ref_boxes), run(cand_boxes), 1)
+    # the reference keeps the person only (the cup is below 0.2); the artifact ranks it at 0.12: found, not kept
+    assert got["box_ap"]["persons"]["ap50"] == pytest.approx(100.0) and got["box_ap"]["objects"]["ap50"] is None
+    assert got["recall"] == 0.0 and got["threshold"] == 0.2
+    assert validator.instance_box_ap(run(ref_boxes), run(cand_boxes, candidates=False), 1) is None
+    monkeypatch.setattr(validator, "_real_detector", lambda r: False)
+    assert validator.instance_box_ap(run(ref_boxes), run(cand_boxes), 1) is None
