@@ -301,11 +301,12 @@ def _strip_shared_quantizers(model: torch.nn.Module) -> int:
 
 def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor, ...], samples: Sequence[UnitSample],
                           input_names: Sequence[str], output_names: Sequence[str], opset: int, checks: int = 3
-                          ) -> tuple[Any, Equality | None, str | None]:
+                          ) -> tuple[Any, Equality | None, str | None, dict[str, int]]:
     """The distilled NNCF ``student`` as a QDQ ONNX model: ``nncf.strip`` to PyTorch's own fake quantizers, which
-    the exporter writes as QuantizeLinear/DequantizeLinear pairs; then checked against the student in ONNX
-    Runtime on this CPU, as :func:`convert_distilled` checks an IR. Returns (model, equality, None) or
-    (None, equality or None, why)."""
+    the exporter writes as QuantizeLinear/DequantizeLinear pairs, and the exact rewrites that let ONNX Runtime
+    fuse integer kernels (:func:`compress.onnx_qdq.make_fusable`); then this final model is checked against the
+    student in ONNX Runtime on this CPU, as :func:`convert_distilled` checks an IR. Returns (model, equality,
+    None, rewrites) or (None, equality or None, why, rewrites)."""
     import onnxruntime as ort
 
     from compress.equality import check_equality, torch_run
@@ -328,7 +329,10 @@ def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor,
                               dynamo=False, opset_version=opset)
         model = onnx.load_from_string(buffer.getvalue())
     except Exception as exc:  # noqa: BLE001 - any failure means "no distilled ONNX", said in the manifest
-        return None, None, f"the QDQ ONNX export of the distilled model failed: {str(exc).splitlines()[0][:200]}"
+        return None, None, f"the QDQ ONNX export of the distilled model failed: {str(exc).splitlines()[0][:200]}", {}
+    from compress.onnx_qdq import make_fusable
+
+    model, rewrites = make_fusable(model)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -338,4 +342,4 @@ def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor,
 
     equality = check_equality(torch_run(student), run, samples, output_names,
                               f"onnxruntime {ort.__version__} CPUExecutionProvider", checks)
-    return (model if equality.passed else None), equality, equality.reason()
+    return (model if equality.passed else None), equality, equality.reason(), rewrites

@@ -13,7 +13,7 @@ import torch
 
 from compress.distill import DistillConfig, PairScores, export_distilled_onnx, quantize_and_distill
 from compress.fp_layers import onnx_fp_layers
-from compress.onnx_qdq import fusion_summary, make_fusable, optimized_op_counts
+from compress.onnx_qdq import fusion_summary, optimized_op_counts
 from compress.quantize import QuantizationConfig, choose_overflow_fix, quantize_onnx_with_report
 from targets.contract import UnitContract
 from targets.openvino_target import describe_distilled
@@ -33,16 +33,14 @@ def export_unit(module: torch.nn.Module, contract: UnitContract, example: tuple[
     info, model, discarded = None, None, None
     if precision == "int8" and distill is not None:
         result = quantize_and_distill(module, contract.name, samples, qcfg, distill, pair_scores=pair_scores)
-        model, equality, discarded = export_distilled_onnx(result.module, example, samples, list(contract.inputs),
-                                                           contract.outputs, OPSET)
+        model, equality, discarded, rewrites = export_distilled_onnx(result.module, example, samples,
+                                                                     list(contract.inputs), contract.outputs, OPSET)
         info = {**describe_distilled(contract.name, qcfg, len(samples), distill, result, pair_scores),
                 "backend": "torch, nncf.strip (native fake quantizers), then torch.onnx QDQ export",
                 "ir_vs_distilled_cosine": equality.worst if equality else None}
         if equality is not None:
             info["equality"] = equality.describe()
-        if model is not None:
-            model, rewrites = make_fusable(model)
-            info.update(rewrites)
+        info.update(rewrites)
         if discarded is not None:
             print(f"hoi-edge: WARNING {contract.name}: distillation discarded, {discarded}; using post-training "
                   "INT8 for this unit (recorded in the manifest)", file=sys.stderr)

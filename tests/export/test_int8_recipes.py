@@ -150,7 +150,7 @@ def test_equality_check_fails_on_a_misplaced_quantizer(target):
         import onnxruntime as ort
         from onnx import numpy_helper
 
-        model, equality, why = export_distilled_onnx(student, inputs[0], samples, ["x"], ["y"], opset=18)
+        model, equality, why, _ = export_distilled_onnx(student, inputs[0], samples, ["x"], ["y"], opset=18)
         assert why is None and equality.worst >= MATCH_COSINE
         inits = {i.name: i for i in model.graph.initializer}
         quant = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
