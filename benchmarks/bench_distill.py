@@ -72,10 +72,12 @@ def main() -> None:
         example = as_tensors(train[unit][0])
         fp32_ir = ov.convert_model(module, example_input=example)
         fp32 = ov.compile_model(fp32_ir, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        ptq = ov.compile_model(quantize_openvino(fp32_ir, unit, train[unit], qcfg), "CPU")
+        ptq = ov.compile_model(quantize_openvino(fp32_ir, unit, train[unit], qcfg), "CPU",
+                               {"INFERENCE_PRECISION_HINT": "f32"})
         result = quantize_and_distill(module, unit, train[unit], qcfg, dcfg, pair_scores=pair_scores)
-        kd_ir, _, discarded = convert_distilled(result.module, example, train[unit])   # as export checks it
-        kd = ov.compile_model(kd_ir, "CPU") if kd_ir is not None else None
+        names = [f"output{i}" for i in range(len(fp32.outputs))]
+        kd_ir, _, discarded = convert_distilled(result.module, example, train[unit], names)   # as export checks it
+        kd = ov.compile_model(kd_ir, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}) if kd_ir is not None else None
         rows.append((unit, mean_cosines(ptq, fp32, test[unit]),
                      mean_cosines(kd, fp32, test[unit]) if kd is not None else discarded,
                      result.loss_before, result.loss_after))

@@ -102,8 +102,8 @@ def main() -> int:
         size_mb = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file()) / 2**20
     steps = -(-len(dataset) // args.batch_size)
     a, b = float(np.median(plain)), float(np.median(cached))
-    print(f"| Model | Images | Steps/epoch | s/epoch (images) | s/epoch (cache) | Speed-up | Cache build s | Cache MB "
-          f"| Text tower s/step |")
+    print("| Model | Images | Steps/epoch | s/epoch (images) | s/epoch (cache) | Speed-up | Cache build s | Cache MB "
+          "| Text tower s/step |")
     print("| --- | --: | --: | --: | --: | --: | --: | --: | --: |")
     print(f"| {args.preset} (random init) | {len(dataset)} | {steps} | {a:.2f} | {b:.2f} | {a / b:.1f}x | "
           f"{build_s:.1f} | {size_mb:.1f} | {text:.2f} |")

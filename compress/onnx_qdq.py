@@ -1,11 +1,13 @@
 """Make an NNCF QDQ ONNX model one that ONNX Runtime's CPU provider fuses into integer kernels.
 
-ONNX Runtime replaces ``DQ(x) -> Gemm <- DQ(W)`` by one ``QGemm`` only when the Gemm's bias is
-absent or an int32 tensor behind its own DequantizeLinear (scale = input scale x weight scale);
-NNCF's ONNX backend leaves the bias in float, so every Linear layer with a bias (all but a few
-of CLIP's and DETR's) stayed a float Gemm fed by a DequantizeLinear that re-expands its weight on
-every call. :func:`quantize_gemm_biases` quantizes those biases the way ONNX Runtime's own
-``quantize_static`` does (int32, zero point 0), which is exact up to one bias quantum.
+ONNX Runtime replaces ``DQ(x) -> Gemm <- DQ(W)`` by one ``QGemm``, and ``DQ(x) -> Conv <- DQ(W)`` by one
+``QLinearConv``, only when the layer's bias is absent or an int32 tensor behind its own DequantizeLinear
+(scale = input scale x weight scale); NNCF's ONNX backend (and PyTorch's QDQ export of a stripped NNCF
+model) leaves the bias in float, so every Linear layer with a bias (all but a few of CLIP's and DETR's)
+stayed a float Gemm, and every convolution with a bias (all of NanoDet's, whose batch norms are folded
+into them) a float Conv, fed by a DequantizeLinear that re-expands its weight on every call.
+:func:`quantize_gemm_biases` quantizes those biases the way ONNX Runtime's own ``quantize_static`` does
+(int32, zero point 0), which is exact up to one bias quantum.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def _constant(name: str, inits: dict[str, onnx.TensorProto]) -> np.ndarray | Non
 
 
 def quantize_gemm_biases(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """Give every ``DQ -> Gemm <- DQ(weight)`` with a float initializer bias an int32 bias; returns (model, count).
+    """Give every ``DQ -> Gemm/Conv <- DQ(weight)`` with a float initializer bias an int32 bias; returns
+    (model, count).
 
     The bias scale is the activation scale times the weight's (per-channel) scale, computed in float32
     as ONNX Runtime's QGemm kernel implies it. A bias that would overflow int32 stays float (the layer
@@ -51,9 +54,10 @@ def quantize_gemm_biases(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     new_nodes: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []
     count = 0
     for node in graph.node:
-        if node.op_type != "Gemm" or len(node.input) < 3 or node.input[2] not in inits:
+        if node.op_type not in ("Gemm", "Conv") or len(node.input) < 3 or node.input[2] not in inits:
             continue
-        if _attr(node, "transA", 0) or float(next((a.f for a in node.attribute if a.name == "beta"), 1.0)) != 1.0:
+        if node.op_type == "Gemm" and (_attr(node, "transA", 0) or
+                                       float(next((a.f for a in node.attribute if a.name == "beta"), 1.0)) != 1.0):
             continue
         a_dq, w_dq = producer.get(node.input[0]), producer.get(node.input[1])
         if a_dq is None or w_dq is None or a_dq.op_type != "DequantizeLinear" or w_dq.op_type != "DequantizeLinear":
@@ -93,6 +97,117 @@ def quantize_gemm_biases(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     graph.ClearField("initializer")
     graph.initializer.extend(kept)
     return model, count
+
+
+def activations_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """Rewrite every activation QuantizeLinear -> DequantizeLinear pair with an int8 zero point as uint8 (zero
+    point + 128); returns (model, pairs rewritten).
+
+    Exact: (q - z) * s takes the same values for q in [-128, 127] with zero point z as for q + 128 in
+    [0, 255] with z + 128. Why: NNCF's ONNX backend writes asymmetric activations whose range crosses zero as
+    int8, and ONNX Runtime's x86 CPU provider fuses a QDQ convolution into ``QLinearConv`` only with uint8
+    activations (u8 x s8), so every such convolution ran in float with its weights dequantized per call.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consumers = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    count, retyped = 0, set()
+    for q in list(graph.node):
+        if q.op_type != "QuantizeLinear" or len(q.input) < 3 or q.input[2] not in inits:
+            continue
+        zp = inits[q.input[2]]
+        if zp.data_type != onnx.TensorProto.INT8:
+            continue
+        dqs = consumers[q.output[0]]
+        if not dqs or any(d.op_type != "DequantizeLinear" or len(d.input) < 3 or
+                          _constant(d.input[2], inits) is None or
+                          not np.array_equal(_constant(d.input[2], inits), _constant(q.input[2], inits)) or
+                          d.input[1] != q.input[1] and not np.array_equal(_constant(d.input[1], inits),
+                                                                          _constant(q.input[1], inits))
+                          for d in dqs):
+            continue
+        value = numpy_helper.to_array(zp).astype(np.int16) + 128
+        name = f"{q.name or q.output[0]}.zero_point_u8"
+        graph.initializer.append(numpy_helper.from_array(value.astype(np.uint8), name))
+        for node in (q, *dqs):
+            node.input[2] = name
+        retyped.add(q.output[0])
+        count += 1
+    for info in graph.value_info:       # shape inference recorded the int8 type of the rewritten tensors
+        if info.name in retyped:
+            info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    return model, count
+
+
+#: Ops whose output stays on the grid of their (equally quantized) inputs: a Q/DQ after them adds no error.
+GRID_PRESERVING = ("Concat", "MaxPool")
+
+
+def requantize_grid_preserving(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """After each Concat / MaxPool whose data inputs are all DequantizeLinear outputs with the same scale and
+    zero point, insert QuantizeLinear -> DequantizeLinear with those parameters; returns (model, inserted).
+
+    Exact (a concatenation or maximum of grid values is on the grid, so quantizing it again changes nothing),
+    and what lets ONNX Runtime fuse the convolution after it into ``QLinearConv``: NNCF quantizes a concat's
+    inputs with one shared scale but not its output, so the layers reading a CSP block's concatenation (or a
+    max pool) ran in float.
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    inserted: dict[int, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        if node.op_type not in GRID_PRESERVING:
+            continue
+        dqs = [producer.get(i) for i in node.input if i not in inits]
+        if not dqs or any(d is None or d.op_type != "DequantizeLinear" or len(d.input) < 3 for d in dqs):
+            continue
+        params = [(_constant(d.input[1], inits), _constant(d.input[2], inits)) for d in dqs]
+        if any(sc is None or zp is None or sc.size != 1 for sc, zp in params) or \
+                any(not (np.array_equal(sc, params[0][0]) and np.array_equal(zp, params[0][1])) for sc, zp in params):
+            continue
+        out = node.output[0]
+        if all(c.op_type == "QuantizeLinear" for c in consumers[out]):
+            continue
+        base = node.name or out
+        q_out, dq_out = f"{base}.requantized", f"{base}.dequantized"
+        scale, zero = dqs[0].input[1], dqs[0].input[2]
+        inserted[id(node)] = [helper.make_node("QuantizeLinear", [out, scale, zero], [q_out], name=f"{base}.quantize"),
+                              helper.make_node("DequantizeLinear", [q_out, scale, zero], [dq_out],
+                                               name=f"{base}.dequantize")]
+        for c in consumers[out]:
+            for k, i in enumerate(c.input):
+                if i == out:
+                    c.input[k] = dq_out
+        for g in graph.output:
+            if g.name == out:        # a graph output keeps its name: undo for this one
+                inserted.pop(id(node))
+                for c in consumers[out]:
+                    for k, i in enumerate(c.input):
+                        if i == dq_out:
+                            c.input[k] = out
+    nodes = list(graph.node)
+    graph.ClearField("node")
+    for n in nodes:
+        graph.node.append(n)
+        graph.node.extend(inserted.get(id(n), []))
+    return model, len(inserted)
+
+
+def make_fusable(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """Every exact rewrite that lets ONNX Runtime run more of a QDQ model in integer kernels; returns the model
+    and how many places each rewrite changed (recorded in the manifest)."""
+    model, grids = requantize_grid_preserving(model)
+    model, biases = quantize_gemm_biases(model)
+    model, unsigned = activations_to_uint8(model)
+    return model, {"int32_biases": biases, "requantized_concat_maxpool": grids, "uint8_activation_pairs": unsigned}
 
 
 def optimized_op_counts(model: onnx.ModelProto | str | Path) -> collections.Counter:

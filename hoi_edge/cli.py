@@ -171,14 +171,20 @@ def _summary_line(result, top: int, min_score: float) -> str:
               help="Images folder when --calib is a HICO json whose images are elsewhere.")
 @click.option("--calib-size", default=300, show_default=True, help="Calibration subset size.")
 @click.option("--val", type=click.Path(), default=None,
-              help="Validation images: enables NNCF accuracy-aware INT8 (OpenVINO) with --max-drop.")
+              help="Validation images: enables accuracy-aware INT8 with --max-drop (layers return to FP until "
+                   "each unit's task metric is within --max-drop of FP32).")
 @click.option("--max-drop", type=float, default=None,
-              help="Accuracy-aware INT8 (with --val): allowed drop of per-unit output cosine similarity "
+              help="Accuracy-aware INT8 (with --val): allowed drop of each unit's task metric, a fraction (detector: "
+                   "box AP50 against FP32; HOI head: pair-score top-5 agreement; CLIP: output cosine) "
                    "[default with --val: 0.01].")
+@click.option("--int8-cpu", type=click.Choice(["any", "vnni"]), default="any", show_default=True,
+              help="CPUs the INT8 artifact must be exact on: 'any' uses 7-bit weights (NNCF OverflowFix) so CPUs "
+                   "without VNNI (AVX2) do not saturate; 'vnni' keeps 8-bit weights for VNNI/AMX/ARM-only use.")
 @click.option("--quantize-all", is_flag=True, help="Also quantize the sensitive final projections/heads.")
 @click.option("--distill-steps", type=click.IntRange(min=0), default=0, show_default=True,
-              help="OpenVINO INT8: fine-tune the NNCF-quantized units for N steps against the FP32 model's "
-                   "outputs (quantization-aware distillation); 0 = post-training quantization only.")
+              help="INT8: fine-tune the fake-quantized units for N steps against the FP32 model's outputs "
+                   "(quantization-aware distillation; NNCF QAT for OpenVINO/ONNX, PT2E QAT for ExecuTorch); "
+                   "0 = post-training quantization only.")
 @click.option("--distill-lr", type=float, default=1e-5, show_default=True, help="Learning rate of --distill-steps.")
 @vocab_option()
 @weights_options
@@ -189,8 +195,8 @@ def _summary_line(result, top: int, min_score: float) -> str:
                    "NanoDet; I/O contract in the manifest and docs/export.md.")
 @friendly_errors
 def export(target: str, model: str | None, out: str, precision: str | None, int8: bool, calib: str | None,
-           calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float | None, quantize_all: bool,
-           distill_steps: int, distill_lr: float, vocab: str | None, clip_weights: str | None,
+           calib_images_dir: str | None, calib_size: int, val: str | None, max_drop: float | None, int8_cpu: str,
+           quantize_all: bool, distill_steps: int, distill_lr: float, vocab: str | None, clip_weights: str | None,
            detector_weights: str | None, overwrite: bool, end_to_end: bool) -> None:
     """Export the model to an edge artifact folder (three networks + baked text embeddings + manifest)."""
     from compress.calibration import CalibrationConfig
@@ -210,7 +216,8 @@ def export(target: str, model: str | None, out: str, precision: str | None, int8
         checkpoint=model or DEFAULT_MODEL, target=target, out=Path(out), precision=precision, vocabulary=vocab,
         calibration=CalibrationConfig(Path(calib), max_images=calib_size, images_dir=images_dir) if calib else None,
         validation=CalibrationConfig(Path(val), max_images=calib_size, role="validation") if val else None,
-        quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all, max_drop=max_drop),
+        quantization=QuantizationConfig(subset_size=calib_size, keep_sensitive_fp=not quantize_all, max_drop=max_drop,
+                                        target_cpu=int8_cpu),
         distill=DistillConfig(steps=distill_steps, lr=distill_lr) if distill_steps else None,
         overwrite=overwrite, end_to_end=end_to_end,
     )

@@ -60,7 +60,7 @@ class Target:
     export_packages: tuple[str, ...] = ()
     preload: Callable[[], None] = field(default=lambda: None)
     companion_suffixes: tuple[str, ...] = ()
-    accuracy_aware_int8: bool = False     # --val / --max-drop: NNCF accuracy-aware INT8
+    accuracy_aware_int8: bool = False     # --val / --max-drop: accuracy-aware INT8 on the units' task metrics
     distillation: bool = False            # --distill-steps: quantization-aware distillation (INT8)
     ignored_layers: bool = False          # --quantize-all / ignored layers: INT8 that can keep layers in FP
 
@@ -203,7 +203,8 @@ def _onnx_providers() -> list[str]:
 
 register(Target(
     name="onnx", suffix=".onnx", precisions=("fp32", "int8"), load_exporter=_onnx_exporter, load_runner=_onnx_runner,
-    runtime_package="onnxruntime", export_packages=("onnx", "nncf"), ignored_layers=True,
+    runtime_package="onnxruntime", export_packages=("onnx", "nncf"),
+    accuracy_aware_int8=True, distillation=True, ignored_layers=True,
     default_device="cpu", check_device=dev.plan_onnx_providers, available_devices=_onnx_providers,
     device_help="providers in priority order, e.g. 'tensorrt:fp16:cache=DIR,cuda,cpu' (only a trailing 'cpu' "
                 "lets the CPU run what the accelerator cannot)",
@@ -235,4 +236,5 @@ register(Target(
     load_runner=_executorch_runner, runtime_package="executorch", preload=_executorch_preload,
     default_device="xnnpack", check_device=lambda device, available: dev.check_executorch_device(device),
     available_devices=lambda: ["xnnpack"], device_help="xnnpack (alias cpu), the backend the .pte files are lowered for",
+    accuracy_aware_int8=True, distillation=True, ignored_layers=True,
 ))

@@ -20,6 +20,7 @@ from compress.bake import bake_text_embeddings, write_text_bank
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images
 from compress.distill import DistillConfig, PairScores
 from compress.quantize import QuantizationConfig
+from compress.task_metrics import unit_metrics
 from hoi_edge.core.atomic import atomic_directory
 from hoi_edge.core.errors import ExportError
 from hoi_edge.core.provenance import random_init_parts
@@ -41,7 +42,7 @@ class ExportConfig:
     calibration: CalibrationConfig | None = None
     validation: CalibrationConfig | None = None
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
-    distill: DistillConfig | None = None         # INT8 OpenVINO: quantization-aware distillation from FP32
+    distill: DistillConfig | None = None         # INT8: quantization-aware distillation from FP32
     overwrite: bool = False
     end_to_end: bool = False                     # one network, image in -> triplets out (targets/end_to_end.py)
 
@@ -104,7 +105,7 @@ def _check_accuracy_control(cfg: ExportConfig, target: Target) -> None:
     option = "--val" if val is not None else "--max-drop"
     if not target.accuracy_aware_int8:
         raise ExportError(f"{option} (accuracy-aware INT8) is available for the {_capable('accuracy_aware_int8')} "
-                          f"target only, not {cfg.target}")
+                          f"targets, not {cfg.target}")
     if cfg.precision != "int8":
         raise ExportError(f"{option} (accuracy-aware INT8) needs --int8, not precision {cfg.precision}")
     if val is None:
@@ -112,7 +113,7 @@ def _check_accuracy_control(cfg: ExportConfig, target: Target) -> None:
     if max_drop is None:
         raise ExportError("a validation set (--val) needs the allowed drop: set --max-drop")
     if not 0 <= max_drop < 1:
-        raise ExportError(f"--max-drop is a drop of cosine similarity in [0, 1), got {max_drop}")
+        raise ExportError(f"--max-drop is a drop of each unit's task metric (a fraction) in [0, 1), got {max_drop}")
 
 
 def _capable(capability: str) -> str:
@@ -149,6 +150,7 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
     extra = {}
     if cfg.distill is not None:
         extra = {"distill": cfg.distill, "pair_scores": PairScores(text, spec.scoring.pair_scale)}
+    metrics = unit_metrics(spec, reference.labels, text) if validation is not None else {}
     out = Path(cfg.out)
     networks = {unit: model.export_unit for unit in EXPORT_UNITS}
     layout = {}
@@ -173,6 +175,8 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
                 example = e2e.example_inputs(spec)
             network = networks[unit](unit)
             shapes = output_shapes(network, example, contract.outputs)
+            if unit in metrics:
+                extra["metric"] = metrics[unit]
             notes[unit] = module.export_unit(network, contract, example, tmp / file, cfg.precision,
                                              samples=samples[unit] if samples else None, qcfg=qcfg,
                                              validation=validation[unit] if validation else None, **extra)
@@ -180,6 +184,11 @@ def export_artifact(cfg: ExportConfig, progress: bool = True, checked: CheckedEx
                                    outputs=list(contract.outputs), output_shapes=shapes)
         # what the runtime runs natively (ExecuTorch: XNNPACK's share), every precision; the rest is quantization
         delegation = {u: n.pop("delegation") for u, n in notes.items() if n and "delegation" in n}
+        if cfg.precision == "int8":       # INT8 arithmetic depends on the CPU: say which one exported it
+            from hoi_edge.core.cpu import cpu_info
+
+            for n in notes.values():
+                n["export_cpu"] = cpu_info().to_dict()
         manifest = Manifest(
             target=cfg.target, precision=cfg.precision, units=units, spec=spec,
             vocabulary_fingerprint=model.vocab.fingerprint(),

@@ -79,6 +79,7 @@ class DetectorFamily:
     recognizes_file: Callable[[Path], bool] = field(default=lambda path: False)   # a local weights file of ours?
     default_config: Callable[[], DetectorConfig] = DetectorConfig   # the config a bare weights file is loaded into
     sensitive_layers: tuple[str, ...] = ()           # regexes of layers INT8 export keeps in FP by default
+    int8_model_type: str = "transformer"             # NNCF rules its INT8 uses: 'cnn' | 'transformer'
 
     @property
     def weight_names(self) -> tuple[str, ...]:
@@ -208,33 +209,34 @@ def module_config(module: nn.Module) -> DetectorConfig:
 
 FAMILIES: Registry[DetectorFamily] = Registry("detector family")
 FAMILIES.register(DetectorFamily(
-        name="detr", build=_build_detr, class_names=_detr_classes,
-        feature_dim=lambda m: int(module_config(m).hidden_dim), load_weights=_load_detr,
-        score_kind=SOFTMAX_NO_OBJECT, box_score_threshold=0.2,
-        nms_threshold=0.7,     # DETR is a set predictor, but class-wise NMS has always run here: kept
-        nms_candidates=None,   # 100 queries: all of them
-        resize=LETTERBOX, channels="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        output_names=("logits", "boxes", "features"), weight_sources=DETR_SOURCES, recognizes_file=_is_detr_file,
-        sensitive_layers=(r".*class_embed.*", r".*bbox_embed.*"),
+    name="detr", build=_build_detr, class_names=_detr_classes,
+    feature_dim=lambda m: int(module_config(m).hidden_dim), load_weights=_load_detr,
+    score_kind=SOFTMAX_NO_OBJECT, box_score_threshold=0.2,
+    nms_threshold=0.7,     # DETR is a set predictor, but class-wise NMS has always run here: kept
+    nms_candidates=None,   # 100 queries: all of them
+    resize=LETTERBOX, channels="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    output_names=("logits", "boxes", "features"), weight_sources=DETR_SOURCES, recognizes_file=_is_detr_file,
+    sensitive_layers=(r".*class_embed.*", r".*bbox_embed.*"),
 ))
 FAMILIES.register(DetectorFamily(
-        name="nanodet", build=_build_nanodet, class_names=_nanodet_classes,
-        feature_dim=lambda m: int(m.feature_dim), load_weights=_load_nanodet,
-        score_kind=PROBABILITIES,
-        # 0.2 (UPT's DETR value too): zidane's tie scores 0.26 in FP32 here (0.30 in the facts doc) and 0.248 in
-        # the OpenVINO INT8 artifact, so 0.25 would lose it after quantization; NanoDet's own demo draws from 0.35
-        box_score_threshold=0.2,
-        nms_threshold=0.5,     # upstream NanoDet's class-wise NMS IoU
-        # thousands of anchors: the best 100 above the threshold enter NMS (upstream caps at nms_pre=1000); a fixed
-        # M is what lets the end-to-end graph run NMS with static shapes (M unrolled steps)
-        nms_candidates=100,
-        resize=STRETCH, channels="bgr",
-        # upstream's mean/std on 0..255 BGR pixels, in the 0..1 units every input transform here uses
-        mean=tuple(m / 255.0 for m in PIXEL_MEAN_BGR), std=tuple(s / 255.0 for s in PIXEL_STD_BGR),
-        # the GFL class/box conv and the box integral (softmax bins @ 0..reg_max, the detector's one MatMul:
-        # ONNX Runtime cannot run it as an INT8 MatMulInteger with a per-tensor 1-D weight)
-        weight_sources=(NANODET_G,), recognizes_file=_is_nanodet_file, default_config=lambda: nanodet_g(None),
-        sensitive_layers=(r".*gfl_cls.*", r".*aten::matmul.*"),
+    name="nanodet", build=_build_nanodet, class_names=_nanodet_classes,
+    feature_dim=lambda m: int(m.feature_dim), load_weights=_load_nanodet,
+    score_kind=PROBABILITIES,
+    # 0.2 (UPT's DETR value too): zidane's tie scores 0.26 in FP32 here (0.30 in the facts doc) and 0.248 in
+    # the OpenVINO INT8 artifact, so 0.25 would lose it after quantization; NanoDet's own demo draws from 0.35
+    box_score_threshold=0.2,
+    nms_threshold=0.5,     # upstream NanoDet's class-wise NMS IoU
+    # thousands of anchors: the best 100 above the threshold enter NMS (upstream caps at nms_pre=1000); a fixed
+    # M is what lets the end-to-end graph run NMS with static shapes (M unrolled steps)
+    nms_candidates=100,
+    resize=STRETCH, channels="bgr",
+    # upstream's mean/std on 0..255 BGR pixels, in the 0..1 units every input transform here uses
+    mean=tuple(m / 255.0 for m in PIXEL_MEAN_BGR), std=tuple(s / 255.0 for s in PIXEL_STD_BGR),
+    # the GFL class/box conv and the whole GFL decoding (module ``gfl_decode``: level concatenation, softmax
+    # over bins, integral, distance -> box arithmetic, sigmoid), as OpenVINO's YOLO/NanoDet recipes and
+    # ultralytics keep the DFL/integral head in FP
+    weight_sources=(NANODET_G,), recognizes_file=_is_nanodet_file, default_config=lambda: nanodet_g(None),
+    sensitive_layers=(r".*gfl_cls.*", r".*gfl_decode.*"), int8_model_type="cnn",
 ))
 
 

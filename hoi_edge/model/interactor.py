@@ -50,8 +50,19 @@ def pair_feasibility(valid: torch.Tensor, human: torch.Tensor) -> torch.Tensor:
     k = valid.shape[1]
     subject = (valid * human).unsqueeze(2) > 0.5
     obj = valid.unsqueeze(1) > 0.5
-    not_self = ~torch.eye(k, dtype=torch.bool, device=valid.device)
+    # a float identity compared, not a bool one: ONNX Runtime has no bool EyeLike kernel (TorchScript ONNX export)
+    not_self = torch.eye(k, device=valid.device) < 0.5
     return (subject & obj & not_self).flatten(1)
+
+
+class PairGeometry(nn.Module):
+    """:func:`spatial_encoding` as a module, so INT8 keeps the pair geometry in floating point by one name
+    (``interactor.geometry`` in the HOI head's sensitive layers, :mod:`compress.quantize`): quantizing its
+    intermediate sums and ratios per tensor (ExecuTorch's XNNPACK quantizer annotates every add and mul)
+    rounded ``feats + EPS`` to 0 and made its log -inf."""
+
+    def forward(self, h: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        return spatial_encoding(h, o)
 
 
 class HOInteractor(nn.Module):
@@ -63,6 +74,7 @@ class HOInteractor(nn.Module):
         self.object_proj = nn.Linear(instance_dim, dim)
         self.spatial = nn.Sequential(nn.Linear(SPATIAL_DIM, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         self.fuse = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.LayerNorm(dim))
+        self.geometry = PairGeometry()
         self.register_buffer("whole_image", torch.tensor([0.0, 0.0, 1.0, 1.0]), persistent=False)
 
     def forward(self, features: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -75,5 +87,5 @@ class HOInteractor(nn.Module):
         o = self.object_proj(features).unsqueeze(1).repeat(1, k, 1, 1)
         hb = boxes.unsqueeze(2).repeat(1, 1, k, 1)
         ob = boxes.unsqueeze(1).repeat(1, k, 1, 1)
-        s = self.spatial(spatial_encoding(hb, ob))
+        s = self.spatial(self.geometry(hb, ob))
         return self.fuse(torch.cat([h, o, s], dim=-1)).flatten(1, 2)

@@ -152,6 +152,46 @@ class NanoDetHead(nn.Module):
         return cls, reg, x.flatten(2).transpose(1, 2)
 
 
+class GFLDecode(nn.Module):
+    """Per-level class logits and GFL box bins -> sigmoid scores (B,N,K) and boxes (B,N,4) cxcywh in [0,1].
+
+    One module, so every target's INT8 can keep NanoDet's whole decoding in floating point by one name
+    (``gfl_decode`` in the family's ``sensitive_layers``, :mod:`hoi_edge.model.detectors`): the level
+    concatenations, the softmax over bins, the integral (bins @ 0..reg_max), the distance -> box arithmetic
+    and the sigmoid. Quantizing them moves box edges by whole bins and scores near the threshold (the
+    integral and the box arithmetic are what OpenVINO's YOLO/NanoDet recipes and ultralytics keep in FP).
+    The grid constants are non-persistent buffers: the upstream state dict is unchanged.
+    """
+
+    def __init__(self, reg_max: int, strides: Sequence[int], image_size: int) -> None:
+        super().__init__()
+        self.reg_max, self.image_size = reg_max, image_size
+        centres, cell_strides = [], []
+        for s in strides:
+            n = image_size // s
+            r = (torch.arange(n, dtype=torch.float32) + 0.5) * s     # upstream: (i + 0.5) * stride
+            y, x = torch.meshgrid(r, r, indexing="ij")
+            centres.append(torch.stack((x.flatten(), y.flatten()), dim=1))
+            cell_strides.append(torch.full((n * n, 1), float(s)))
+        # non-persistent: constants of the architecture, not weights (keeps the upstream state dict)
+        self.register_buffer("centres", torch.cat(centres), persistent=False)        # (N, 2) x, y
+        self.register_buffer("cell_strides", torch.cat(cell_strides), persistent=False)  # (N, 1)
+        self.register_buffer("bins", torch.arange(reg_max + 1, dtype=torch.float32), persistent=False)
+
+    def forward(self, cls_levels: list[torch.Tensor], reg_levels: list[torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = torch.cat(cls_levels, dim=1)
+        reg = torch.cat(reg_levels, dim=1)
+        b, n, _ = reg.shape
+        # GFL integral: expected bin per side (left, top, right, bottom), in pixels
+        dist = reg.reshape(b, n, 4, self.reg_max + 1).softmax(dim=-1).matmul(self.bins) * self.cell_strides
+        size = float(self.image_size)
+        x1y1 = (self.centres - dist[..., :2]).clamp(0.0, size)
+        x2y2 = (self.centres + dist[..., 2:]).clamp(0.0, size)
+        boxes = torch.cat(((x1y1 + x2y2) * 0.5, x2y2 - x1y1), dim=-1) / size
+        return logits.sigmoid(), boxes
+
+
 class NanoDet(nn.Module):
     """images (B,3,S,S), upstream-normalised BGR -> scores (B,N,K) sigmoid, boxes (B,N,4)
     cxcywh in [0,1], features (B,N,F); N = sum over strides of (S/stride)^2, stride 8 first,
@@ -174,17 +214,11 @@ class NanoDet(nn.Module):
         self.fpn = PAN(in_channels, fpn_channels)
         self.head = NanoDetHead(num_classes, fpn_channels, feat_channels, stacked_convs, reg_max,
                                 len(strides))
-        centres, cell_strides = [], []
-        for s in self.strides:
-            n = image_size // s
-            r = (torch.arange(n, dtype=torch.float32) + 0.5) * s     # upstream: (i + 0.5) * stride
-            y, x = torch.meshgrid(r, r, indexing="ij")
-            centres.append(torch.stack((x.flatten(), y.flatten()), dim=1))
-            cell_strides.append(torch.full((n * n, 1), float(s)))
-        # non-persistent: constants of the architecture, not weights (keeps the upstream state dict)
-        self.register_buffer("centres", torch.cat(centres), persistent=False)        # (N, 2) x, y
-        self.register_buffer("cell_strides", torch.cat(cell_strides), persistent=False)  # (N, 1)
-        self.register_buffer("bins", torch.arange(reg_max + 1, dtype=torch.float32), persistent=False)
+        self.gfl_decode = GFLDecode(reg_max, self.strides, image_size)
+
+    @property
+    def centres(self) -> torch.Tensor:
+        return self.gfl_decode.centres
 
     @property
     def num_candidates(self) -> int:
@@ -204,17 +238,8 @@ class NanoDet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         levels = self.levels(images)
-        logits = torch.cat([lv[0] for lv in levels], dim=1)
-        reg = torch.cat([lv[1] for lv in levels], dim=1)
-        features = torch.cat([lv[2] for lv in levels], dim=1)
-        b, n, _ = reg.shape
-        # GFL integral: expected bin per side (left, top, right, bottom), in pixels
-        dist = reg.reshape(b, n, 4, self.reg_max + 1).softmax(dim=-1).matmul(self.bins) * self.cell_strides
-        size = float(self.image_size)
-        x1y1 = (self.centres - dist[..., :2]).clamp(0.0, size)
-        x2y2 = (self.centres + dist[..., 2:]).clamp(0.0, size)
-        boxes = torch.cat(((x1y1 + x2y2) * 0.5, x2y2 - x1y1), dim=-1) / size
-        return logits.sigmoid(), boxes, features
+        scores, boxes = self.gfl_decode([lv[0] for lv in levels], [lv[1] for lv in levels])
+        return scores, boxes, torch.cat([lv[2] for lv in levels], dim=1)
 
     def conv_layers(self) -> list[tuple[str, nn.Conv2d]]:
         """Every conv in forward (execution) order: the order an exported graph computes them in."""

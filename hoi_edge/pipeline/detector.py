@@ -75,6 +75,8 @@ class Prediction:
     detections: list[HOIDetection]
     instances: Instances
     timings: dict[str, float] = field(default_factory=dict)
+    # the detector unit's raw outputs (three-unit layout): what INT8 box AP scores before the pipeline's cut
+    detector_outputs: tuple[np.ndarray, ...] | None = None
 
 
 class HOIPipeline:
@@ -160,7 +162,7 @@ class HOIPipeline:
         t["hoi_head"] = _lap(t, start)
         dets = self.score(inst, pair_emb, global_emb, bank)
         t["postprocess"] = _lap(t, start)
-        return Prediction(detections=dets, instances=inst, timings=t)
+        return Prediction(detections=dets, instances=inst, timings=t, detector_outputs=tuple(det_out))
 
     def predict(self, image: np.ndarray | str | Path) -> list[HOIDetection]:
         return self.run(image).detections

@@ -21,8 +21,10 @@ GPU_NOTE = "GPU peak MB: torch.cuda.max_memory_allocated of the reference (tenso
 NA_NOTE = ("n/a: the reference found no triplet (agreement) or no instance (box AP) on any image, or the ground "
            "truth has no pair of a gated mAP column's classes, so there was nothing to compare with (a gated n/a "
            "fails).")
-BOX_AP_NOTE = ("Box AP (H / O): COCO-style AP (%) of the backend's kept human / object instances against the "
-               "reference's as pseudo ground truth, at IoU 0.5 (AP50) and averaged over IoU 0.50:0.95.")
+BOX_AP_NOTE = ("Box AP (H / O): COCO-style AP (%) of the backend's human / object instances before the pipeline's "
+               "cut (score >= 0.01, NMS) against the reference's kept instances as pseudo ground truth, at IoU 0.5 "
+               "(AP50) and averaged over IoU 0.50:0.95; Recall: share (%) of the reference's kept instances the "
+               "backend keeps at the pipeline's threshold. Shown for artifacts with a real detector.")
 
 
 def _f(v: float | None, digits: int = 2, suffix: str = "") -> str:
@@ -73,11 +75,19 @@ def fmt_box_ap(box_ap: dict[str, Any] | None, key: str) -> str:
     reference boxes."""
     if box_ap is None:
         return "—"
+    box_ap = box_ap.get("box_ap", box_ap)
     cells = []
     for group in ("persons", "objects"):
         v = box_ap.get(group)
         cells.append("n/a" if v is None or v.get(key) is None else f"{v[key]:.1f}")
     return " / ".join(cells)
+
+
+def fmt_recall(box_ap: dict[str, Any] | None) -> str:
+    """Recall (percent) at the pipeline's threshold, or '—'."""
+    if box_ap is None or box_ap.get("recall") is None:
+        return "—"
+    return f"{box_ap['recall']:.1f}"
 
 
 def _has_box_ap(backends: Sequence[Any]) -> bool:
@@ -120,7 +130,7 @@ def render_markdown(r: Any) -> str:
         head += [f"Δ {'mAP ' if m == 'full' else ''}{METRIC_NAMES[m]}" for m in gated]
     gpu, box = has_gpu_memory(r.backends), _has_box_ap(r.backends)
     head += [f"Top-{k} agree", "Score MAE", "Box IoU"]
-    head += ["Box AP50 (H / O)", "Box AP (H / O)"] if box else []
+    head += ["Box AP50 (H / O)", "Box AP (H / O)", "Recall"] if box else []
     head += ["Median (ms)", "p90 (ms)", "img/s", "Peak RSS MB (+model)"]
     head += (["GPU peak MB"] if gpu else []) + [speedup_header(r.reference.spec.device), "Status"]
     rows = []
@@ -136,7 +146,7 @@ def render_markdown(r: Any) -> str:
             row += ["—" if ref or b.map_drop is None else "n/a" if d.get(m) is None else _f(d[m], suffix=" pt")
                     for m in gated]
         row += fmt_agreement(b.agreement)
-        row += [fmt_box_ap(b.box_ap, "ap50"), fmt_box_ap(b.box_ap, "ap")] if box else []
+        row += [fmt_box_ap(b.box_ap, "ap50"), fmt_box_ap(b.box_ap, "ap"), fmt_recall(b.box_ap)] if box else []
         lat = b.latency
         row += ([f"{lat.median_ms:.1f}", f"{lat.p90_ms:.1f}", f"{lat.throughput_ips:.2f}"] if lat else ["—"] * 3)
         row += [fmt_memory(b.memory)] + ([fmt_mb(b.memory.gpu_peak_mb if b.memory else None)] if gpu else [])

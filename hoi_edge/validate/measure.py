@@ -84,6 +84,9 @@ class BackendRun:
     vocabulary: dict[str, Any] | None = field(default=None, repr=False)
     instances: "KeptInstances | None" = None     # first pass only, like ``predictions``
     execution: dict[str, Any] | None = None      # per unit: device asked for, what ran it (runner.execution_info)
+    # the detector's instances before the pipeline's cut (score >= 0.01, NMS; first pass; box_ap.detector_instances)
+    candidates: "KeptInstances | None" = None
+    box_threshold: float | None = None           # the pipeline's detector score threshold
 
 
 @dataclass
@@ -111,6 +114,15 @@ class KeptInstances:
             cols["scores"].append(np.asarray(inst.scores, np.float64)[v])
             cols["human"].append(np.asarray(inst.human, bool)[v])
         return cls(**{k: np.concatenate(v) for k, v in cols.items()})
+
+    @classmethod
+    def collect_boxes(cls, per_image: Sequence[tuple[int, Any]], person_class: int) -> "KeptInstances":
+        """From (image index, :class:`~hoi_edge.validate.box_ap.ImageBoxes`) pairs."""
+        from types import SimpleNamespace
+
+        return cls.collect([(i, SimpleNamespace(valid=np.ones(len(b.classes), bool), boxes=b.boxes, classes=b.classes,
+                                                scores=b.scores, human=b.classes == person_class))
+                            for i, b in per_image])
 
     def to_arrays(self, prefix: str = "inst_") -> dict[str, np.ndarray]:
         return {f"{prefix}{k}": getattr(self, k) for k in ("image", "boxes", "classes", "scores", "human")}
@@ -236,6 +248,7 @@ class BackendSession:
         self.stages = {s: np.zeros(len(self.timed)) for s in STAGES}
         self._det: dict[str, list] = {"image": [], "hoi": [], "score": [], "h": [], "o": []}
         self._kept: list[tuple[int, Any]] = []
+        self._candidates: list[tuple[int, Any]] = []
 
     def __enter__(self) -> "BackendSession":
         return self
@@ -272,6 +285,11 @@ class BackendSession:
             self.stages[s][r] = pred.timings.get(s, 0.0)
         if r < self.keep:
             self._kept.append((i, pred.instances))
+            if pred.detector_outputs is not None:
+                from hoi_edge.validate.box_ap import detector_instances
+
+                self._candidates.append((i, detector_instances(self.detector.spec, self.detector.labels,
+                                                               pred.detector_outputs, image.shape[:2])))
             for d in pred.detections:
                 self._det["image"].append(i)
                 self._det["hoi"].append(d.hoi)
@@ -300,4 +318,7 @@ class BackendSession:
             vocabulary=detector.vocab.to_dict() if spec.is_reference else None,
             instances=KeptInstances.collect(self._kept) if self.keep else None,
             execution=execution_info(detector),
+            candidates=(KeptInstances.collect_boxes(self._candidates, detector.labels.person_class)
+                        if self._candidates else None),
+            box_threshold=float(detector.spec.box_score_threshold),
         )

@@ -199,19 +199,33 @@ def _backend_report(run: BackendRun, ref: BackendRun, ref_latency: LatencyStats,
 
 
 def instance_box_ap(ref: BackendRun, run: BackendRun, num_images: int) -> dict | None:
-    """Box AP (percent) of ``run``'s kept instances against the reference's as pseudo ground truth, per
-    group (persons / objects / overall; ``None`` where the reference kept no instance of the group)."""
-    from hoi_edge.validate.box_ap import ImageBoxes, box_ap
+    """What INT8 costs the detector (:func:`hoi_edge.validate.box_ap.detector_comparison`): box AP (percent,
+    persons / objects / overall) of ``run``'s instances before the pipeline's cut (score >= 0.01, NMS) against
+    the reference's kept instances, and recall at the pipeline's threshold. ``None`` when either side has no
+    detector outputs (an end-to-end network) or the artifact's detector has random weights (nothing real to
+    lose: the column is for artifacts with a real detector)."""
+    from hoi_edge.validate.box_ap import ImageBoxes, detector_comparison
 
-    if ref.instances is None or run.instances is None:
+    if ref.candidates is None or run.candidates is None or ref.box_threshold is None or not _real_detector(run):
         return None
-    humans = np.concatenate([ref.instances.classes[ref.instances.human], run.instances.classes[run.instances.human]])
+    humans = np.concatenate([ref.candidates.classes[ref.candidates.human], run.candidates.classes[run.candidates.human]])
     person_class = int(humans[0]) if humans.size else -1          # no person anywhere: the persons group is n/a
 
     def images(kept) -> list[ImageBoxes]:
         return [ImageBoxes(**{k: v for k, v in kept.of_image(i).items() if k != "human"}) for i in range(num_images)]
 
-    return box_ap(images(run.instances), images(ref.instances), person_class).to_dict()
+    return detector_comparison(images(run.candidates), images(ref.candidates), person_class,
+                               ref.box_threshold).to_dict()
+
+
+def _real_detector(run: BackendRun) -> bool:
+    """Whether ``run`` is an artifact whose detector had real (not random-init) weights when exported."""
+    from hoi_edge.runtime.manifest import Manifest
+
+    try:
+        return "detector" not in Manifest.read(run.spec.path).random_init
+    except HOIEdgeError:
+        return False
 
 
 def write_outputs(report: ValidationReport, out: str | Path, runs: Sequence[BackendRun] = (),

@@ -85,12 +85,15 @@ def write_result(request: Path, run: BackendRun) -> None:
         arrays.update(det_image=p.image, det_hoi=p.hoi, det_score=p.score, det_h=p.boxes_h, det_o=p.boxes_o)
     if run.instances is not None:
         arrays.update(run.instances.to_arrays())
+    if run.candidates is not None:
+        arrays.update(run.candidates.to_arrays("cand_"))
     np.savez(npz_path, **arrays)
     meta_path.write_text(json.dumps({
         "ok": True, "backend": run.backend, "threads": run.threads, "load_s": run.load_s,
         "memory": run.memory.to_dict(), "vocabulary_fingerprint": run.vocabulary_fingerprint,
         "vocabulary": run.vocabulary, "has_predictions": p is not None,
         "has_instances": run.instances is not None, "execution": run.execution,
+        "has_candidates": run.candidates is not None, "box_threshold": run.box_threshold,
     }))
 
 
@@ -128,6 +131,8 @@ def read_result(request: Path, spec: BackendSpec, returncode: int) -> BackendRun
         vocabulary=meta["vocabulary"],
         instances=KeptInstances.from_arrays(arrays) if meta.get("has_instances") else None,
         execution=meta.get("execution"),
+        candidates=KeptInstances.from_arrays(arrays, "cand_") if meta.get("has_candidates") else None,
+        box_threshold=meta.get("box_threshold"),
     )
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from eval_test_helpers import H1, H2, O1, O2, make_gt, make_preds
+
 from hoi_edge.eval import (
     EvalConfig,
     GroundTruth,

@@ -53,5 +53,8 @@ def test_accuracy_aware_export_end_to_end(tiny_checkpoint, shared_data, tmp_path
     for unit in ("detector", "clip_image", "hoi_head"):
         q = manifest.quantization[unit]
         assert q["method"] == "nncf.quantize_with_accuracy_control" and q["max_drop"] == 0.5
-        assert q["validation_samples"] == 2 and q["max_drop_met"] and 0.5 < q["validation_similarity"] <= 1.0 + 1e-6
+        assert q["validation_samples"] == 2 and q["max_drop_met"] and 0.5 < q["validation_value"] <= 1.0 + 1e-6
+    # each unit is held to its task: box AP for the detector, pair-score agreement for the HOI head
+    assert "box AP50" in manifest.quantization["detector"]["metric"]
+    assert "pair-score" in manifest.quantization["hoi_head"]["metric"]
     assert "FakeQuantize" in (out / "hoi_head.xml").read_text()

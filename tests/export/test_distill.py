@@ -53,14 +53,19 @@ def test_pair_logits_are_the_classifier_logits(tiny_model, tiny_detector):
     torch.testing.assert_close(pair.logits(emb), want, atol=1e-4, rtol=1e-5)
 
 
+def _distilled_export(checkpoint, target: str, photos, out, calib_size: int, steps: int) -> Manifest:
+    """``hoi-edge export --int8 --distill-steps`` through the CLI; the artifact's manifest."""
+    res = CliRunner().invoke(main, ["export", "--target", target, "--int8", "--model", str(checkpoint), "--calib",
+                                    str(photos), "--calib-size", str(calib_size), "--distill-steps", str(steps),
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return Manifest.read(out)
+
+
 @pytest.mark.slow
 def test_distilled_openvino_artifact(tiny_checkpoint, tiny_detector, shared_data, tmp_path):
     out = tmp_path / "ov-int8-kd"
-    res = CliRunner().invoke(main, ["export", "--target", "openvino", "--int8", "--model", str(tiny_checkpoint),
-                                    "--calib", str(shared_data / "photos"), "--calib-size", "6",
-                                    "--distill-steps", "10", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    manifest = Manifest.read(out)
+    manifest = _distilled_export(tiny_checkpoint, "openvino", shared_data / "photos", out, 6, 10)
     from compress.distill import IR_MATCH_COSINE
 
     for unit in ("detector", "clip_image", "hoi_head"):
@@ -86,9 +91,29 @@ def test_distilled_openvino_artifact(tiny_checkpoint, tiny_detector, shared_data
     assert not got.check(*FINAL_TOLERANCE["int8"]), (got, got.check(*FINAL_TOLERANCE["int8"]))
 
 
-def test_distillation_is_openvino_int8_only(tiny_checkpoint, shared_data, tmp_path):
-    res = CliRunner().invoke(main, ["export", "--target", "onnx", "--int8", "--model", str(tiny_checkpoint),
+def test_distillation_needs_int8(tiny_checkpoint, shared_data, tmp_path):
+    res = CliRunner().invoke(main, ["export", "--target", "onnx", "--model", str(tiny_checkpoint),
                                     "--calib", str(shared_data / "photos"), "--distill-steps", "5",
                                     "--out", str(tmp_path / "a")])
-    assert res.exit_code == 1 and "distillation is available for openvino int8" in res.output
+    assert res.exit_code == 1 and "distillation is available for openvino, onnx, executorch int8" in res.output
     assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["openvino", "onnx", "executorch"])
+def test_distillation_ships_on_every_target(nanodet_checkpoint, shared_data, tmp_path, target):
+    """The offline default model (real NanoDet-g, tiny CLIP and HOI head), 2 steps: every unit's converted form is
+    the distilled model on this CPU (cosine >= 0.999 per output, ISA recorded); a discarded unit fails here."""
+    from compress.equality import MATCH_COSINE
+    from hoi_edge.core.cpu import cpu_info
+
+    out = tmp_path / f"{target}-kd"
+    manifest = _distilled_export(nanodet_checkpoint, target, shared_data / "photos", out, 2, 2)
+    for unit in ("detector", "clip_image", "hoi_head"):
+        q = manifest.quantization[unit]
+        assert "distillation_discarded" not in q, (unit, q.get("distillation_discarded"))
+        assert q["ir_vs_distilled_cosine"] >= MATCH_COSINE and q["equality"]["passed"]
+        assert q["equality"]["cpu"]["isa"] == cpu_info().isa_label() and q["steps"] == 2
+        assert min(q["equality"]["per_output_cosine"].values()) >= MATCH_COSINE
+    art = HOIDetector.from_artifact(out)
+    assert art.predict(shared_data / "photos" / "zidane.jpg")

@@ -45,15 +45,15 @@ def test_option_errors_come_before_the_default_model_is_built(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--target", "onnx", "--int8", "--val", "PHOTOS"], "--val (accuracy-aware INT8) is available for the openvino "
-                                                         "target only, not onnx"),
-    (["--target", "executorch", "--int8", "--max-drop", "0.05"], "--max-drop (accuracy-aware INT8) is available for "
-                                                                  "the openvino target only, not executorch"),
+    (["--target", "onnx", "--val", "PHOTOS"], "--val (accuracy-aware INT8) needs --int8, not precision fp32"),
+    (["--target", "executorch", "--int8", "--max-drop", "0.05"], "--max-drop needs a validation set: pass --val"),
     (["--target", "openvino", "--val", "PHOTOS"], "--val (accuracy-aware INT8) needs --int8, not precision fp32"),
     (["--target", "openvino", "--int8", "--max-drop", "0.05"], "--max-drop needs a validation set: pass --val"),
     (["--target", "openvino", "--int8", "--val", "MISSING"], "validation source not found"),
-    (["--target", "openvino", "--int8", "--val", "PHOTOS", "--max-drop", "1.5"], "--max-drop is a drop of cosine"),
-    (["--target", "executorch", "--int8", "--quantize-all"], "executorch INT8 already quantizes every op"),
+    (["--target", "openvino", "--int8", "--val", "PHOTOS", "--max-drop", "1.5"],
+     "--max-drop is a drop of each unit's task metric"),
+    (["--target", "executorch", "--distill-steps", "3"], "distillation is available for openvino, onnx, executorch "
+                                                         "int8 exports, not executorch fp32"),
 ])
 def test_accuracy_control_options_are_checked(tiny_checkpoint, shared_data, tmp_path, args, message):
     photos = str(shared_data / "photos")

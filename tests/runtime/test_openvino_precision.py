@@ -11,7 +11,7 @@ from hoi_edge.runtime.openvino_runner import cpu_inference_precision
     ("fp16", ["BF16", "FP32", "INT8"], "f32"),     # AVX512-BF16 without native f16: bf16 would lose precision
     ("fp16", ["FP16", "BF16", "FP32"], "f16"),     # AMX-FP16 / AVX512-FP16: native f16
     ("fp16", ["FP32", "INT8"], "f32"),
-    ("int8", ["BF16", "FP32", "INT8"], None),
+    ("int8", ["BF16", "FP32", "INT8"], "f32"),     # the layers INT8 keeps FP for accuracy: not in bf16
 ])
 def test_the_cpu_precision_never_drops_below_the_artifacts(precision, caps, expected):
     assert cpu_inference_precision(precision, caps) == expected

@@ -74,3 +74,88 @@ def test_a_reference_box_is_claimed_once():
     ap = box_ap([boxes([a, near_a, b], [PERSON] * 3, [0.9, 0.8, 0.7])], [boxes([a, b], [PERSON] * 2)], PERSON)
     assert ap.persons.ap50 == pytest.approx(83.5, abs=0.005)
     assert ap.persons.candidate_instances == 3 and ap.persons.reference_instances == 2
+
+
+# ------------------------------------------------------------------ before the cut (what INT8 costs)
+
+def test_low_threshold_measure_on_planted_boxes():
+    """The reference keeps what passes the pipeline's 0.2; the candidate is ranked down to 0.01. A person the
+    candidate scores 0.19 is found (ranked low), not lost as under a cut at 0.2."""
+    from hoi_edge.validate.box_ap import detector_comparison
+
+    reference = [boxes([[0, 0, 100, 200], [200, 0, 300, 200], [50, 50, 80, 80], [600, 0, 700, 100]],
+                       [PERSON, PERSON, CUP, PERSON], [0.9, 0.25, 0.6, 0.1])]      # the 0.1 one is not kept
+    candidate = [boxes([[0, 0, 100, 200], [200, 0, 300, 200], [50, 50, 80, 80], [400, 0, 500, 200]],
+                       [PERSON, PERSON, CUP, PERSON], [0.85, 0.19, 0.55, 0.5])]
+    got = detector_comparison(candidate, reference, PERSON, threshold=0.2)
+    # persons ranked TP (0.85), FP (0.5), TP (0.19) against 2 kept: precision 1 up to recall 0.5 (51 of the 101
+    # recall points), then 2/3 -> (51 + 50 * 2/3) / 101
+    assert got.box_ap.persons.ap50 == pytest.approx(100 * (51 + 50 * 2 / 3) / 101)
+    assert got.box_ap.objects.ap50 == pytest.approx(100.0)
+    assert got.box_ap.overall.ap50 == pytest.approx(100 * ((51 + 50 * 2 / 3) / 101 + 1) / 2)
+    assert got.box_ap.overall.reference_instances == 3
+    # at the pipeline's threshold the candidate keeps the first person and the cup: 2 of the 3 kept
+    assert got.recall == pytest.approx(100 * 2 / 3)
+    # the same candidate cut at 0.2 first (the old measure) loses the second person entirely
+    cut = detector_comparison([c.above(0.2) for c in candidate], reference, PERSON, threshold=0.2)
+    assert cut.box_ap.persons.ap50 == pytest.approx(100 * 51 / 101)
+
+
+def test_recall_counts_each_reference_instance_once_and_needs_the_class():
+    from hoi_edge.validate.box_ap import recall_at
+
+    reference = [boxes([[0, 0, 100, 100]], [PERSON])]
+    twice = [boxes([[0, 0, 100, 100], [2, 2, 100, 100]], [PERSON, PERSON], [0.9, 0.8])]
+    assert recall_at(twice, reference, 0.2) == pytest.approx(100.0)
+    assert recall_at([boxes([[0, 0, 100, 100]], [CUP], [0.9])], reference, 0.2) == 0.0
+    assert recall_at([boxes([[0, 0, 100, 100]], [PERSON], [0.1])], reference, 0.2) == 0.0
+    assert recall_at([boxes([], [])], [boxes([], [])], 0.2) is None
+
+
+def test_detector_instances_keep_low_scores_with_nms():
+    """Raw detector outputs -> instances down to 0.01: NMS still removes the duplicate, 0.005 is dropped."""
+    from types import SimpleNamespace
+
+    from hoi_edge.core.conventions import PROBABILITIES, STRETCH
+    from hoi_edge.pipeline.postprocess import LabelMap
+    from hoi_edge.validate.box_ap import detector_instances
+
+    spec = SimpleNamespace(detector_size=100, nms_candidates=100, nms_threshold=0.5,
+                           detector_score_kind=PROBABILITIES, detector_resize=STRETCH)
+    labels = LabelMap(to_object=np.array([-1, 0]), person_class=0)        # class 0 person, class 1 an object
+    scores = np.array([[[0.9, 0.0], [0.05, 0.0], [0.05, 0.0], [0.0, 0.005]]], np.float32)
+    cxcywh = np.array([[[0.3, 0.3, 0.2, 0.2], [0.31, 0.3, 0.2, 0.2], [0.8, 0.8, 0.2, 0.2], [0.5, 0.5, 0.1, 0.1]]],
+                      np.float32)
+    got = detector_instances(spec, labels, (scores, cxcywh, np.zeros((1, 4, 2), np.float32)), (100, 100))
+    np.testing.assert_allclose(got.scores, [0.9, 0.05], rtol=1e-6)
+    np.testing.assert_allclose(got.boxes, [[20, 20, 40, 40], [70, 70, 90, 90]], atol=1e-4)
+    assert got.classes.tolist() == [0, 0]
+    above = detector_instances(spec, labels, (scores, cxcywh, np.zeros((1, 4, 2), np.float32)), (100, 100), 0.2)
+    assert above.scores.tolist() == pytest.approx([0.9])
+
+
+def test_validate_column_is_for_artifacts_with_a_real_detector(monkeypatch):
+    """``validate``'s Box AP / Recall: the artifact's instances before the cut against the reference's kept ones;
+    n/a (None) for an artifact whose detector had random weights, or without detector outputs."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import hoi_edge.validate.validator as validator
+    from hoi_edge.validate.measure import KeptInstances
+
+    ref_boxes = [boxes([[0, 0, 100, 200], [50, 50, 80, 80]], [PERSON, CUP], [0.9, 0.15])]
+    cand_boxes = [boxes([[0, 0, 100, 200]], [PERSON], [0.12])]
+
+    def run(per_image, candidates=True):
+        kept = KeptInstances.collect_boxes(list(enumerate(per_image)), PERSON)
+        return SimpleNamespace(candidates=kept if candidates else None, box_threshold=0.2,
+                               spec=SimpleNamespace(path=Path("artifact")))
+
+    monkeypatch.setattr(validator, "_real_detector", lambda r: True)
+    got = validator.instance_box_ap(run(ref_boxes), run(cand_boxes), 1)
+    # the reference keeps the person only (the cup is below 0.2); the artifact ranks it at 0.12: found, not kept
+    assert got["box_ap"]["persons"]["ap50"] == pytest.approx(100.0) and got["box_ap"]["objects"]["ap50"] is None
+    assert got["recall"] == 0.0 and got["threshold"] == 0.2
+    assert validator.instance_box_ap(run(ref_boxes), run(cand_boxes, candidates=False), 1) is None
+    monkeypatch.setattr(validator, "_real_detector", lambda r: False)
+    assert validator.instance_box_ap(run(ref_boxes), run(cand_boxes), 1) is None
