@@ -30,10 +30,11 @@ def tiny_checkpoint(work: Path) -> Path:
     return path
 
 
-def random_checkpoint(work: Path, preset: str) -> Path:
-    """A random-init checkpoint of ``preset`` (no weights downloaded): sizes and latencies depend only on the
-    architecture, so this measures CLIP4HOI-base speed on a machine without its pretrained weights."""
-    path = work / f"{preset}-random.pt"
+def random_checkpoint(work: Path, preset: str, config=None, name: str | None = None) -> Path:
+    """A random-init checkpoint of ``preset`` (or of ``config``, a ModelConfig, saved as ``name``): no CLIP weights
+    are downloaded (a named detector source, such as NanoDet-g from npm, is kept). Sizes and latencies depend only
+    on the architecture, so this measures a model's speed on a machine without its pretrained weights."""
+    path = work / f"{name or preset}-random.pt"
     if not path.is_file():
         import dataclasses
 
@@ -44,8 +45,9 @@ def random_checkpoint(work: Path, preset: str) -> Path:
         from hoi_edge.weights.checkpoint import build_model, save_checkpoint
 
         torch.manual_seed(0)
-        cfg = PRESETS[preset]()
-        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None))
+        cfg = config if config is not None else PRESETS[preset]()
+        tower = dataclasses.replace(cfg.clip.image_tower, pretrained=None)
+        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None, image_tower=tower))
         save_checkpoint(build_model(cfg, load_vocabulary("hico")), path)
     return path
 

