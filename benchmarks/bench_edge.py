@@ -26,11 +26,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, export_all, random_checkpoint  # noqa: E402
+from common import chosen_targets, export_all, print_table, random_checkpoint, timed_export_args  # noqa: E402
 
 from hoi_edge.core.cpu import cpu_info  # noqa: E402
 from hoi_edge.model.config import EDGE_TOWER  # noqa: E402
-from hoi_edge.targets_registry import target_names  # noqa: E402
 from hoi_edge.validate import BenchmarkConfig, benchmark  # noqa: E402
 from hoi_edge.validate.environment import cpu_line  # noqa: E402
 from hoi_edge.validate.markdown import md_table  # noqa: E402
@@ -74,20 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
     configure()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--targets", default=",".join(target_names()), help="comma-separated subset of the targets")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/hoi-edge-edge"))
-    ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="timing images (and INT8 calibration)")
-    ap.add_argument("--calib-size", type=int, default=14)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=28, help="timed latency runs per artifact")
+    timed_export_args(ap, Path("/tmp/hoi-edge-edge"))
     ap.add_argument("--frames", type=int, default=28, help="frames per throughput round")
     ap.add_argument("--repeats", type=int, default=2, help="throughput rounds per mode")
-    ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from the checkpoints")
     args = ap.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if unknown := set(targets) - set(target_names()):
-        ap.error(f"unknown targets {sorted(unknown)}")
+    targets = chosen_targets(ap, args)
     args.work.mkdir(parents=True, exist_ok=True)
 
     artifacts: dict[tuple[str, str, str], Path] = {}
@@ -124,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                              "yes" if r.identical else "**NO**"])
     head = ["Model", "Target", "Size (MB)", "Median ms", "p90 ms", "det / CLIP / head ms", "Speed-up vs base",
             "Frames/s (sync)", "Frames/s (pipelined)", "Pipelined = sync"]
-    noisy = latency.noisy
-    print("## clip4hoi-edge vs clip4hoi-base" + (": NOT paste-ready, re-run on a quiet machine\n" if noisy else "\n"))
-    print("\n".join(f"- {n}" for n in noisy) + ("\n" if noisy else ""))
-    print(md_table(head, rows))
+    print_table("clip4hoi-edge vs clip4hoi-base", latency.noisy, md_table(head, rows))
     print(f"\nRandom-init checkpoints (no CLIP weights offline; latency depends only on the architecture), NanoDet-g "
           f"with its real weights; edge image tower {EDGE_TOWER}. Latency: every artifact in one run, interleaved "
           f"run by run, median of {args.runs} timed runs after {args.warmup} warm-up runs cycling the photos "

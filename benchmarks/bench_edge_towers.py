@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, export_all, random_checkpoint  # noqa: E402
+from common import chosen_targets, export_all, print_table, random_checkpoint, timed_export_args  # noqa: E402
 
 from hoi_edge.model.config import EDGE_TOWER, EDGE_TOWERS, clip4hoi_edge  # noqa: E402
-from hoi_edge.targets_registry import target_names  # noqa: E402
 from hoi_edge.validate import BenchmarkConfig, benchmark  # noqa: E402
 from hoi_edge.validate.environment import cpu_line  # noqa: E402
 from hoi_edge.validate.markdown import md_table  # noqa: E402
@@ -56,19 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--towers", default=",".join(TIMED), help="the candidates to export and time, a comma-separated "
                     "subset of " + ",".join(EDGE_TOWERS) + " (the others get their MACs only)")
-    ap.add_argument("--targets", default=",".join(target_names()), help="comma-separated subset of the targets")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/hoi-edge-edge-towers"))
-    ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="timing images (and INT8 calibration)")
-    ap.add_argument("--calib-size", type=int, default=14)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=28)
-    ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from the checkpoints")
+    timed_export_args(ap, Path("/tmp/hoi-edge-edge-towers"))
     args = ap.parse_args(argv)
+    targets = chosen_targets(ap, args)
     towers = [t.strip() for t in args.towers.split(",") if t.strip()]
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if unknown := (set(towers) - set(EDGE_TOWERS)) | (set(targets) - set(target_names())):
-        ap.error(f"unknown towers/targets {sorted(unknown)}")
+    if unknown := set(towers) - set(EDGE_TOWERS):
+        ap.error(f"unknown towers {sorted(unknown)}")
     args.work.mkdir(parents=True, exist_ok=True)
 
     checkpoints = {t: random_checkpoint(args.work, "clip4hoi-edge", clip4hoi_edge(t), name=f"edge-{t}")
@@ -93,10 +85,7 @@ def main(argv: list[str] | None = None) -> int:
              facts[t]["clip_gmac"], facts[t]["frame_gmac"],
              *([f"{v:.1f}" for target in targets for v in ms[t, target]] if t in towers
                else ["not timed"] * 2 * len(targets))] for t in EDGE_TOWERS]
-    print("## Edge image-tower candidates (INT8)\n" if not notes else
-          "## Edge image-tower candidates (INT8): NOT paste-ready, re-run on a quiet machine\n")
-    print("\n".join(f"- {n}" for n in notes) + ("\n" if notes else ""))
-    print(md_table(head, rows))
+    print_table("Edge image-tower candidates (INT8)", notes, md_table(head, rows))
     print(f"\nclip4hoi-edge with each candidate tower (random weights: no CLIP weights offline, latency does not "
           f"depend on them), NanoDet-g (real weights) and the slim HOI head; INT8 artifacts calibrated on "
           f"{args.calib_size} photos; median of {args.runs} timed runs after {args.warmup} warm-up runs cycling the "

@@ -52,6 +52,36 @@ def random_checkpoint(work: Path, preset: str, config=None, name: str | None = N
     return path
 
 
+def timed_export_args(ap, work: Path) -> None:
+    """The options of a benchmark that exports random-init checkpoints and times the artifacts on the photos:
+    ``--targets`` (comma-separated), ``--work``, ``--photos``, ``--calib-size``, ``--threads``, ``--warmup``,
+    ``--runs``, ``--reuse``; :func:`chosen_targets` reads ``--targets`` back."""
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset of " + ",".join(TARGETS))
+    ap.add_argument("--work", type=Path, default=work, help="folder for the checkpoints, artifacts and reports")
+    ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="timing images (and INT8 calibration)")
+    ap.add_argument("--calib-size", type=int, default=14, help="INT8 calibration images")
+    ap.add_argument("--threads", type=int, default=2, help="threads per backend")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=28, help="timed runs per artifact")
+    ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from the checkpoints")
+
+
+def print_table(title: str, noisy: list[str], table: str) -> None:
+    """A table under its title, or, when the machine was too noisy to publish it, under a title that says so and
+    the reasons."""
+    print(f"## {title}" + (": NOT paste-ready, re-run on a quiet machine\n" if noisy else "\n"))
+    if noisy:
+        print("\n".join(f"- {n}" for n in noisy) + "\n")
+    print(table)
+
+
+def chosen_targets(ap, args) -> list[str]:
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if unknown := set(targets) - set(TARGETS):
+        ap.error(f"unknown targets {sorted(unknown)}")
+    return targets
+
+
 def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,
                reuse: bool, precisions: list[str] | None = None) -> list[tuple[Path, float]]:
     """Every precision each target supports; ``reuse`` keeps artifacts already exported from this checkpoint."""

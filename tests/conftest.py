@@ -30,49 +30,54 @@ def hico_images(shared_data: Path) -> list[Path]:
     return sorted((shared_data / "hicodet" / "real_test_images").glob("*.jpg"))
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
+def _tiny(**kwargs):
     try:
-        return make_tiny_model()
+        return make_tiny_model(**kwargs)
     except SharedDataMissing as exc:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, tiny_model) -> Path:
+def _saved(tmp_path_factory, model, name: str) -> Path:
     from hoi_edge.weights.checkpoint import save_checkpoint
 
-    return save_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / name)
+
+
+def _reference(checkpoint: Path):
+    from hoi_edge import HOIDetector
+
+    return HOIDetector.from_checkpoint(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return _tiny()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_model) -> Path:
+    return _saved(tmp_path_factory, tiny_model, "tiny.pt")
 
 
 @pytest.fixture(scope="session")
 def tiny_detector(tiny_checkpoint):
-    from hoi_edge import HOIDetector
-
-    return HOIDetector.from_checkpoint(tiny_checkpoint)
+    return _reference(tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")
 def tiny_edge_model():
     """The tiny model with the edge preset's kind of image tower (a timm FastViT trunk, re-parameterised on export)."""
-    try:
-        return make_tiny_model(edge_tower=True)
-    except SharedDataMissing as exc:
-        pytest.skip(str(exc))
+    return _tiny(edge_tower=True)
 
 
 @pytest.fixture(scope="session")
 def tiny_edge_checkpoint(tmp_path_factory, tiny_edge_model) -> Path:
-    from hoi_edge.weights.checkpoint import save_checkpoint
-
-    return save_checkpoint(tiny_edge_model, tmp_path_factory.mktemp("ckpt") / "tiny_edge.pt")
+    return _saved(tmp_path_factory, tiny_edge_model, "tiny_edge.pt")
 
 
 @pytest.fixture(scope="session")
 def tiny_edge_detector(tiny_edge_checkpoint):
-    from hoi_edge import HOIDetector
-
-    return HOIDetector.from_checkpoint(tiny_edge_checkpoint)
+    return _reference(tiny_edge_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -107,14 +112,10 @@ def nanodet_model(nanodet_files):
 
 @pytest.fixture(scope="session")
 def nanodet_checkpoint(tmp_path_factory, nanodet_model) -> Path:
-    from hoi_edge.weights.checkpoint import save_checkpoint
-
-    return save_checkpoint(nanodet_model, tmp_path_factory.mktemp("ckpt") / "nanodet_tiny.pt")
+    return _saved(tmp_path_factory, nanodet_model, "nanodet_tiny.pt")
 
 
 @pytest.fixture(scope="session")
 def nanodet_reference(nanodet_checkpoint):
     """The PyTorch pipeline of ``nanodet_checkpoint``: what NanoDet artifacts are compared with."""
-    from hoi_edge import HOIDetector
-
-    return HOIDetector.from_checkpoint(nanodet_checkpoint)
+    return _reference(nanodet_checkpoint)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator, Mapping, TextIO, TypeVar
 
 import torch
 from tqdm import tqdm
@@ -18,6 +19,21 @@ from hoi_edge.core.errors import WeightsError
 from hoi_edge.model.clip4hoi import CLIP4HOI
 from hoi_edge.model.weights import check_state
 from hoi_edge.weights.checkpoint import FROZEN_PREFIXES, read_checkpoint, save_checkpoint
+
+C = TypeVar("C", bound="RunConfig")
+
+
+class RunConfig:
+    """Mixin of a run's dataclass config: saved as a dict in its checkpoints, read back ignoring unknown keys (a
+    checkpoint of an older or newer hoi-edge)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def read_training_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

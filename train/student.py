@@ -31,7 +31,7 @@ import copy
 import dataclasses
 import math
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -56,6 +56,7 @@ from hoi_edge.runtime.torch_runner import pipeline_spec
 from hoi_edge.weights.checkpoint import build_model, save_checkpoint
 from train.forward import FrozenEncoder, FrozenOutputs
 from train.loop import (
+    RunConfig,
     json_lines_log,
     read_training_checkpoint,
     restore_training_state,
@@ -79,7 +80,7 @@ TEACHER_HOI_FIELDS = ("prefix_init", "conjunction_init", "init_logit_scale", "in
 
 
 @dataclass
-class StudentConfig:
+class StudentConfig(RunConfig):
     """Everything that decides a distillation run; saved in every checkpoint it writes (``extra['distill_config']``)."""
 
     epochs: int = 10
@@ -99,14 +100,6 @@ class StudentConfig:
     run_dir: str = "student_run"             # last.pt (resumable) and the JSON-lines log
     resume: str | None = None                # a last.pt of this run to continue from
     device: str | None = None                # None: cuda when available
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StudentConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
     def weights(self) -> dict[str, float]:
         return {"global": self.global_weight, "pair": self.pair_weight, "patch": self.patch_weight,

@@ -22,9 +22,9 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from train import distributed
 from train.dataset import HICODataset
 from train.forward import PreparedBatch, TrainingForward
 from train.loop import (
+    RunConfig,
     json_lines_log,
     read_training_checkpoint,
     restore_training_state,
@@ -54,7 +55,7 @@ STEP_TERMS = ("loss", "loss_pair", "loss_global", "n_pos", "n_entries")   # summ
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Everything that decides a run; saved in every checkpoint (``extra['train_config']``)."""
 
     epochs: int = 20
@@ -80,14 +81,6 @@ class TrainConfig:
     text_grad_checkpointing: bool = True  # recompute text-encoder activations in backward (600 prompts)
     dist_timeout_min: float = distributed.DEFAULT_TIMEOUT_MIN  # collectives fail after this (a dead rank)
     cache_features: str | None = None     # folder of the frozen-feature cache (train.feature_cache)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Trainer:
