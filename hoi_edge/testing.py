@@ -51,26 +51,27 @@ def require_shared_data() -> Path:
     return data
 
 
-def make_tiny_model(seed: int = 0, edge_tower: bool = False) -> CLIP4HOI:
+def make_tiny_model(seed: int = 0, fastvit_tower: bool = False) -> CLIP4HOI:
     """Random-init tiny CLIP4HOI (HICO vocabulary) whose detector is biased to fire on person, cup, bicycle, horse.
 
     With uniform random logits no class would pass the person test; the bias makes every photo
     yield humans and objects, so pairs and scores exist. Deterministic for a given ``seed``.
-    ``edge_tower``: the CLIP image tower is the tiny tower of the edge preset (a timm FastViT MCi trunk,
-    ``clip4hoi-edge-tiny``'s) instead of the tiny ViT: the edge student's image path at the tiny model's export cost.
+    ``fastvit_tower``: the CLIP image tower is a tiny timm FastViT MCi trunk (``TINY_FASTVIT_TOWER``, the kind of the
+    MobileCLIP edge candidates: projected per location, re-parameterised on export) instead of the tiny ViT.
     """
     photos = sorted((require_shared_data() / "photos").glob("*"))      # before the heavy imports: fail fast
     import torch
 
     from hoi_edge.data.vocabulary import load_vocabulary
     from hoi_edge.model.coco import COCO91_NAMES
-    from hoi_edge.model.config import clip4hoi_edge_tiny, clip4hoi_tiny
+    from hoi_edge.model.config import TINY_FASTVIT_TOWER, ImageTowerConfig, clip4hoi_tiny
     from hoi_edge.weights.checkpoint import build_model
 
     torch.manual_seed(seed)
     cfg = clip4hoi_tiny()
-    if edge_tower:
-        cfg.clip.image_tower = clip4hoi_edge_tiny().clip.image_tower
+    if fastvit_tower:
+        cfg.clip.image_tower = ImageTowerConfig(architecture=dict(TINY_FASTVIT_TOWER), mean=(0.0, 0.0, 0.0),
+                                                std=(1.0, 1.0, 1.0))
     model = build_model(cfg, load_vocabulary("hico"))
     with torch.no_grad():
         # a random DETR gives near-identical queries: sharpen the query attention so they differ
@@ -90,7 +91,7 @@ def make_tiny_model(seed: int = 0, edge_tower: bool = False) -> CLIP4HOI:
         for name in FIRING_CLASSES:
             i = COCO91_NAMES.index(name)
             det.class_embed.bias[i] = -det.class_embed.weight[i] @ mean_feat + (1.0 if name == "person" else 0.0)
-        if edge_tower:       # trained-looking batch norms, so folding them (re-parameterisation) changes the weights
+        if fastvit_tower:    # trained-looking batch norms, so folding them (re-parameterisation) changes the weights
             for bn in (m for m in model.clip.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)):
                 bn.running_mean.normal_(0.0, 0.1)
                 bn.running_var.uniform_(0.5, 1.5)

@@ -65,19 +65,20 @@ def tiny_detector(tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def tiny_edge_model():
-    """The tiny model with the edge preset's kind of image tower (a timm FastViT trunk, re-parameterised on export)."""
-    return _tiny(edge_tower=True)
+def tiny_fastvit_model():
+    """The tiny model with a timm FastViT image tower (the MobileCLIP edge candidates' kind: projected per location,
+    re-parameterised on export)."""
+    return _tiny(fastvit_tower=True)
 
 
 @pytest.fixture(scope="session")
-def tiny_edge_checkpoint(tmp_path_factory, tiny_edge_model) -> Path:
-    return _saved(tmp_path_factory, tiny_edge_model, "tiny_edge.pt")
+def tiny_fastvit_checkpoint(tmp_path_factory, tiny_fastvit_model) -> Path:
+    return _saved(tmp_path_factory, tiny_fastvit_model, "tiny_fastvit.pt")
 
 
 @pytest.fixture(scope="session")
-def tiny_edge_detector(tiny_edge_checkpoint):
-    return _reference(tiny_edge_checkpoint)
+def tiny_fastvit_detector(tiny_fastvit_checkpoint):
+    return _reference(tiny_fastvit_checkpoint)
 
 
 @pytest.fixture(scope="session")

@@ -191,7 +191,7 @@ EDGE_TOWERS: dict[str, ImageTowerConfig] = {
     "mobileclip-s2": ImageTowerConfig(model_name="MobileCLIP-S2", pretrained="datacompdr", mean=(0.0, 0.0, 0.0),
                                       std=(1.0, 1.0, 1.0)),
 }
-EDGE_TOWER = "mobileclip2-s0"         # the measured choice (docs/edge.md: the candidate table)
+EDGE_TOWER = "vit-b-32"               # the measured choice (docs/edge.md: the candidate table)
 #: the slim HOI head of the edge preset: half the width of the base head's, the same depth and pair budget
 EDGE_HOI = dict(dim=128, num_heads=4, ffn_dim=512, num_decoder_layers=2)
 
@@ -205,8 +205,13 @@ def clip4hoi_edge(tower: str = EDGE_TOWER) -> ModelConfig:
                        hoi=HOIConfig(**EDGE_HOI))
 
 
-#: the tiny form of the edge tower for tests: the same kind of tower (a FastViT MCi trunk), one block per stage, 16..64 channels
+#: the tiny form of the edge tower for tests: a ViT with 32-px patches, like ViT-B/32 (2x2 patches at 64 px)
 TINY_EDGE_TOWER: dict[str, Any] = {
+    "embed_dim": TINY_CLIP_ARCHITECTURE["embed_dim"],
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+}
+#: a tiny timm tower of the MobileCLIP candidates' kind (a FastViT MCi trunk, one block per stage), for tests
+TINY_FASTVIT_TOWER: dict[str, Any] = {
     "embed_dim": TINY_CLIP_ARCHITECTURE["embed_dim"],
     "vision_cfg": {"timm_model_name": "fastvit_mci0", "timm_pool": "avg", "timm_proj": None, "image_size": 64,
                    "timm_kwargs": {"layers": (1, 1, 1, 1), "embed_dims": (16, 32, 64, 64)}},
@@ -214,11 +219,11 @@ TINY_EDGE_TOWER: dict[str, Any] = {
 
 
 def clip4hoi_edge_tiny() -> ModelConfig:
-    """Real NanoDet-g + the tiny RANDOM text tower of ``clip4hoi_tiny`` (a distillation teacher's) + a tiny tower
-    of the edge preset's kind + the tiny HOI head: the edge code paths at test cost."""
+    """Real NanoDet-g + the tiny RANDOM text tower of ``clip4hoi_tiny`` (a distillation teacher's) + a tiny image
+    tower of the edge preset's kind (a ViT with 32-px patches) + the tiny HOI head: the edge code paths at test
+    cost."""
     tiny = clip4hoi_nanodet_tiny()
-    tiny.clip.image_tower = ImageTowerConfig(architecture=dict(TINY_EDGE_TOWER), mean=(0.0, 0.0, 0.0),
-                                             std=(1.0, 1.0, 1.0))
+    tiny.clip.image_tower = ImageTowerConfig(architecture=dict(TINY_EDGE_TOWER), quick_gelu=True)
     return tiny
 
 

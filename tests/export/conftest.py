@@ -19,8 +19,8 @@ def calibration(shared_data) -> CalibrationConfig:
 
 @pytest.fixture(scope="session")
 def artifact_factory(request, tmp_path_factory, calibration):
-    """Export (target, precision) of ``model`` on first request (a test model: 'tiny', or 'tiny_edge', the tiny model
-    with the edge preset's image tower; its ``<model>_checkpoint`` fixture); later requests reuse the folder."""
+    """Export (target, precision) of ``model`` on first request (a test model: 'tiny', or 'tiny_fastvit', the tiny
+    model with a timm FastViT image tower; its ``<model>_checkpoint`` fixture); later requests reuse the folder."""
     root = tmp_path_factory.mktemp("artifacts")
     made: dict[tuple[str, str, str], Path] = {}
 

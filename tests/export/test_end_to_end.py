@@ -34,7 +34,7 @@ INT8_TARGETS = ("openvino", "executorch")
 
 @pytest.fixture(scope="session")
 def e2e_factory(request, tmp_path_factory, calibration):
-    """End-to-end artifacts of a test model ('tiny', or 'tiny_edge' with the edge preset's image tower)."""
+    """End-to-end artifacts of a test model ('tiny', or 'tiny_fastvit' with a timm FastViT image tower)."""
     root = tmp_path_factory.mktemp("e2e")
     made: dict[tuple[str, str, str], Path] = {}
 
@@ -76,7 +76,7 @@ def same_clip_reference(same_clip_reference_of):
 
 @pytest.fixture(scope="session")
 def same_clip_reference_of(request):
-    """``same_clip_reference_of(model)``: :func:`same_clip_runner` of a test model ('tiny' or 'tiny_edge')."""
+    """``same_clip_reference_of(model)``: :func:`same_clip_runner` of a test model ('tiny' or 'tiny_fastvit')."""
     made: dict[str, object] = {}
 
     def get(model: str):
@@ -117,12 +117,12 @@ def assert_same_top10(art, reference, photos, label: str) -> int:
     return with_triplets
 
 
-# the tiny model and the tiny model with the edge image tower on every target; ExecuTorch's lowering of the second
-# (another CPU-minute) runs where HOI_EDGE_SLOW_EXPORTS=1
+# the tiny model, and the tiny model with a FastViT image tower (the MobileCLIP candidates' kind), on every target;
+# ExecuTorch's lowering of the second (another CPU-minute) runs where HOI_EDGE_SLOW_EXPORTS=1
 BY_HAND = pytest.mark.skipif(not os.environ.get("HOI_EDGE_SLOW_EXPORTS"),
                              reason="a CPU-minute more; set HOI_EDGE_SLOW_EXPORTS=1 to run it")
 E2E = [(t, "tiny") for t in TARGETS] + [
-    pytest.param(t, "tiny_edge", marks=[BY_HAND] if t == "executorch" else []) for t in TARGETS]
+    pytest.param(t, "tiny_fastvit", marks=[BY_HAND] if t == "executorch" else []) for t in TARGETS]
 
 
 @pytest.mark.slow

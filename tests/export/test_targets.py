@@ -1,5 +1,6 @@
 """Every target's artifact runs end to end and agrees with the PyTorch reference on real photos; the first two
-tests also for the tiny model with the edge preset's image tower (a timm FastViT, re-parameterised on export).
+tests also for the tiny model with a timm FastViT image tower (the MobileCLIP edge candidates' kind, projected per
+location and re-parameterised on export).
 
 Tolerances: FP32 artifacts reproduce each unit's outputs within 1e-3 (absolute)
 and the final HOI scores within 1e-4, with the same top-10 classes and boxes within 0.5 px. FP16 and
@@ -28,13 +29,12 @@ from hoi_edge.targets_registry import TARGETS
 FP32 = [(t.name, "fp32") for t in TARGETS.values()]
 LOW = [(t.name, p) for t in TARGETS.values() for p in t.precisions if p != "fp32"]
 IMAGES = ("zidane.jpg", "bus.jpg", "skimage_astronaut.png")
-MODELS = ("tiny", "tiny_edge")        # tests/export/conftest.py: artifact_factory's and reference_of's models
-# ExecuTorch INT8 of the edge tower (PT2E + XNNPACK lowering: 2 more CPU-minutes) runs where HOI_EDGE_SLOW_EXPORTS=1
+MODELS = ("tiny", "tiny_fastvit")      # tests/export/conftest.py: artifact_factory's and reference_of's models
+# INT8 of the FastViT tower (about 3 CPU-minutes more, ExecuTorch's PT2E + XNNPACK lowering 2 of them) runs where
+# HOI_EDGE_SLOW_EXPORTS=1; the default edge tower is a ViT, which the tiny model's rows cover
 BY_HAND = pytest.mark.skipif(not os.environ.get("HOI_EDGE_SLOW_EXPORTS"),
-                             reason="2 CPU-minutes more; set HOI_EDGE_SLOW_EXPORTS=1 to run it")
-# reduced precisions: every one of the tiny model, and INT8 (what the edge preset ships) of the edge tower
-REDUCED = [(t, p, "tiny") for t, p in LOW] + [
-    pytest.param(t, "int8", "tiny_edge", marks=[BY_HAND] if t == "executorch" else []) for t in TARGETS]
+                             reason="CPU-minutes more; set HOI_EDGE_SLOW_EXPORTS=1 to run it")
+REDUCED = [(t, p, "tiny") for t, p in LOW] + [pytest.param(t, "int8", "tiny_fastvit", marks=BY_HAND) for t in TARGETS]
 
 
 def _unit_pairs(reference: HOIDetector, artifact: HOIDetector, image):

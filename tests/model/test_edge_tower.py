@@ -21,6 +21,7 @@ from hoi_edge.model.clip_encoders import (
 from hoi_edge.model.config import (
     EDGE_TOWERS,
     TINY_CLIP_ARCHITECTURE,
+    TINY_FASTVIT_TOWER,
     ClipConfig,
     ImageTowerConfig,
     clip4hoi_edge,
@@ -32,11 +33,11 @@ TINY_VIT_TOWER = {"embed_dim": 64, "vision_cfg": {"image_size": 64, "layers": 1,
                                                   "head_width": 32}}
 
 
-def test_timm_tower_global_embedding_is_the_mean_of_its_patch_tokens(tiny_edge_model):
+def test_timm_tower_global_embedding_is_the_mean_of_its_patch_tokens(tiny_fastvit_model):
     """The tower's own output (open_clip: pooled features through its projection) equals the encoder's global
     embedding, and that equals the mean of the per-location projections: the decoder's patches live in the
     space the global score uses."""
-    visual = tiny_edge_model.clip.visual
+    visual = tiny_fastvit_model.clip.visual
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         glob, patches = image_encoder(visual)(images)
@@ -49,14 +50,14 @@ def test_timm_tower_global_embedding_is_the_mean_of_its_patch_tokens(tiny_edge_m
     assert patches.shape == (2, 4, 64)                # 64 px at stride 32: a 2x2 grid
 
 
-def test_reparameterised_export_form_keeps_the_outputs(tiny_edge_model):
+def test_reparameterised_export_form_keeps_the_outputs(tiny_fastvit_model):
     """Export folds the MobileOne/RepMixer branches and their batch norms (timm's reparameterize_model) on a copy:
     fewer modules and batch norms (the MLPs' conv+BN pairs stay, every runtime folds those), the same outputs,
     the training model untouched."""
     def count(module, kind=torch.nn.Module) -> int:
         return sum(isinstance(m, kind) for m in module.modules())
 
-    visual = tiny_edge_model.clip.visual
+    visual = tiny_fastvit_model.clip.visual
     before = count(visual), count(visual, torch.nn.BatchNorm2d)
     exported = export_image_encoder(visual)
     assert count(exported.visual) < before[0] and count(exported.visual, torch.nn.BatchNorm2d) < before[1] / 2
@@ -65,7 +66,7 @@ def test_reparameterised_export_form_keeps_the_outputs(tiny_edge_model):
     with torch.no_grad():
         for want, got in zip(image_encoder(visual)(images), exported(images)):
             np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
-    assert tiny_edge_model.export_unit("clip_image").visual is not visual
+    assert tiny_fastvit_model.export_unit("clip_image").visual is not visual
 
 
 def test_vit_tower_at_another_input_size_resamples_its_position_embeddings(tmp_path):
@@ -86,8 +87,7 @@ def test_tower_must_fit_the_text_space_and_give_patch_tokens():
     with pytest.raises(WeightsError, match="outputs 64-d embeddings but the text tower's joint space is 512-d"):
         build_clip(ClipConfig(model_name="t", pretrained=None, architecture={**TINY_CLIP_ARCHITECTURE, "embed_dim": 512},
                               image_tower=ImageTowerConfig(architecture=TINY_VIT_TOWER)))
-    token_pool = {"embed_dim": 64, "vision_cfg": {**clip4hoi_edge_tiny().clip.image_tower.architecture["vision_cfg"],
-                                                  "timm_pool": "max"}}
+    token_pool = {"embed_dim": 64, "vision_cfg": {**TINY_FASTVIT_TOWER["vision_cfg"], "timm_pool": "max"}}
     with pytest.raises(WeightsError, match="only an average-pooled trunk"):
         build_image_tower(ImageTowerConfig(architecture=token_pool), 64)
 
