@@ -30,10 +30,11 @@ def tiny_checkpoint(work: Path) -> Path:
     return path
 
 
-def random_checkpoint(work: Path, preset: str) -> Path:
-    """A random-init checkpoint of ``preset`` (no weights downloaded): sizes and latencies depend only on the
-    architecture, so this measures CLIP4HOI-base speed on a machine without its pretrained weights."""
-    path = work / f"{preset}-random.pt"
+def random_checkpoint(work: Path, preset: str, config=None, name: str | None = None) -> Path:
+    """A random-init checkpoint of ``preset`` (or of ``config``, a ModelConfig, saved as ``name``): no CLIP weights
+    are downloaded (a named detector source, such as NanoDet-g from npm, is kept). Sizes and latencies depend only
+    on the architecture, so this measures a model's speed on a machine without its pretrained weights."""
+    path = work / f"{name or preset}-random.pt"
     if not path.is_file():
         import dataclasses
 
@@ -44,10 +45,41 @@ def random_checkpoint(work: Path, preset: str) -> Path:
         from hoi_edge.weights.checkpoint import build_model, save_checkpoint
 
         torch.manual_seed(0)
-        cfg = PRESETS[preset]()
-        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None))
+        cfg = config if config is not None else PRESETS[preset]()
+        tower = dataclasses.replace(cfg.clip.image_tower, pretrained=None)
+        cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, pretrained=None, image_tower=tower))
         save_checkpoint(build_model(cfg, load_vocabulary("hico")), path)
     return path
+
+
+def timed_export_args(ap, work: Path) -> None:
+    """The options of a benchmark that exports random-init checkpoints and times the artifacts on the photos:
+    ``--targets`` (comma-separated), ``--work``, ``--photos``, ``--calib-size``, ``--threads``, ``--warmup``,
+    ``--runs``, ``--reuse``; :func:`chosen_targets` reads ``--targets`` back."""
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset of " + ",".join(TARGETS))
+    ap.add_argument("--work", type=Path, default=work, help="folder for the checkpoints, artifacts and reports")
+    ap.add_argument("--photos", type=Path, default=SHARED / "photos", help="timing images (and INT8 calibration)")
+    ap.add_argument("--calib-size", type=int, default=14, help="INT8 calibration images")
+    ap.add_argument("--threads", type=int, default=2, help="threads per backend")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=28, help="timed runs per artifact")
+    ap.add_argument("--reuse", action="store_true", help="keep artifacts already exported from the checkpoints")
+
+
+def print_table(title: str, noisy: list[str], table: str) -> None:
+    """A table under its title, or, when the machine was too noisy to publish it, under a title that says so and
+    the reasons."""
+    print(f"## {title}" + (": NOT paste-ready, re-run on a quiet machine\n" if noisy else "\n"))
+    if noisy:
+        print("\n".join(f"- {n}" for n in noisy) + "\n")
+    print(table)
+
+
+def chosen_targets(ap, args) -> list[str]:
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if unknown := set(targets) - set(TARGETS):
+        ap.error(f"unknown targets {sorted(unknown)}")
+    return targets
 
 
 def export_all(checkpoint: Path, work: Path, targets: list[str], calib: Path, calib_size: int,

@@ -273,11 +273,13 @@ def _register_commands() -> None:
     from hoi_edge.validate.cli import benchmark_command, validate_command
     from hoi_edge.weights.cli import weights_group
     from train.cli import train_command
+    from train.student_cli import distill_command
 
     main.add_command(eval_command, "eval")
     main.add_command(validate_command, "validate")
     main.add_command(benchmark_command, "benchmark")
     main.add_command(train_command, "train")
+    main.add_command(distill_command, "distill")
     main.add_command(weights_group, "weights")
     main.add_command(serve_command, "serve")
 

@@ -56,22 +56,28 @@ def require_shared_data() -> Path:
     return data
 
 
-def make_tiny_model(seed: int = 0) -> CLIP4HOI:
+def make_tiny_model(seed: int = 0, fastvit_tower: bool = False) -> CLIP4HOI:
     """Random-init tiny CLIP4HOI (HICO vocabulary) whose detector is biased to fire on person, cup, bicycle, horse.
 
     With uniform random logits no class would pass the person test; the bias makes every photo
     yield humans and objects, so pairs and scores exist. Deterministic for a given ``seed``.
+    ``fastvit_tower``: the CLIP image tower is a tiny timm FastViT MCi trunk (``TINY_FASTVIT_TOWER``, the kind of the
+    MobileCLIP edge candidates: projected per location, re-parameterised on export) instead of the tiny ViT.
     """
     photos = sorted((require_shared_data() / "photos").glob("*"))      # before the heavy imports: fail fast
     import torch
 
     from hoi_edge.data.vocabulary import load_vocabulary
     from hoi_edge.model.coco import COCO91_NAMES
-    from hoi_edge.model.config import clip4hoi_tiny
+    from hoi_edge.model.config import TINY_FASTVIT_TOWER, ImageTowerConfig, clip4hoi_tiny
     from hoi_edge.weights.checkpoint import build_model
 
     torch.manual_seed(seed)
-    model = build_model(clip4hoi_tiny(), load_vocabulary("hico"))
+    cfg = clip4hoi_tiny()
+    if fastvit_tower:
+        cfg.clip.image_tower = ImageTowerConfig(architecture=dict(TINY_FASTVIT_TOWER), mean=(0.0, 0.0, 0.0),
+                                                std=(1.0, 1.0, 1.0))
+    model = build_model(cfg, load_vocabulary("hico"))
     with torch.no_grad():
         # a random DETR gives near-identical queries: sharpen the query attention so they differ
         det = model.detector
@@ -90,6 +96,12 @@ def make_tiny_model(seed: int = 0) -> CLIP4HOI:
         for name in FIRING_CLASSES:
             i = COCO91_NAMES.index(name)
             det.class_embed.bias[i] = -det.class_embed.weight[i] @ mean_feat + (1.0 if name == "person" else 0.0)
+        if fastvit_tower:    # trained-looking batch norms, so folding them (re-parameterisation) changes the weights
+            for bn in (m for m in model.clip.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+                bn.running_mean.normal_(0.0, 0.1)
+                bn.running_var.uniform_(0.5, 1.5)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.normal_(0.0, 0.1)
     return model.eval()
 
 

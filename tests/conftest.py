@@ -40,26 +40,55 @@ def hico_images(shared_data: Path) -> list[Path]:
     return sorted((shared_data / "hicodet" / "real_test_images").glob("*.jpg"))
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
+def _tiny(**kwargs):
     try:
-        return make_tiny_model()
+        return make_tiny_model(**kwargs)
     except SharedDataMissing as exc:
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, tiny_model) -> Path:
+def _saved(tmp_path_factory, model, name: str) -> Path:
     from hoi_edge.weights.checkpoint import save_checkpoint
 
-    return save_checkpoint(tiny_model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / name)
+
+
+def _reference(checkpoint: Path):
+    from hoi_edge import HOIDetector
+
+    return HOIDetector.from_checkpoint(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return _tiny()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_model) -> Path:
+    return _saved(tmp_path_factory, tiny_model, "tiny.pt")
 
 
 @pytest.fixture(scope="session")
 def tiny_detector(tiny_checkpoint):
-    from hoi_edge import HOIDetector
+    return _reference(tiny_checkpoint)
 
-    return HOIDetector.from_checkpoint(tiny_checkpoint)
+
+@pytest.fixture(scope="session")
+def tiny_fastvit_model():
+    """The tiny model with a timm FastViT image tower (the MobileCLIP edge candidates' kind: projected per location,
+    re-parameterised on export)."""
+    return _tiny(fastvit_tower=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_fastvit_checkpoint(tmp_path_factory, tiny_fastvit_model) -> Path:
+    return _saved(tmp_path_factory, tiny_fastvit_model, "tiny_fastvit.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_fastvit_detector(tiny_fastvit_checkpoint):
+    return _reference(tiny_fastvit_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -93,14 +122,10 @@ def nanodet_model(nanodet_files):
 
 @pytest.fixture(scope="session")
 def nanodet_checkpoint(tmp_path_factory, nanodet_model) -> Path:
-    from hoi_edge.weights.checkpoint import save_checkpoint
-
-    return save_checkpoint(nanodet_model, tmp_path_factory.mktemp("ckpt") / "nanodet_tiny.pt")
+    return _saved(tmp_path_factory, nanodet_model, "nanodet_tiny.pt")
 
 
 @pytest.fixture(scope="session")
 def nanodet_reference(nanodet_checkpoint):
     """The PyTorch pipeline of ``nanodet_checkpoint``: what NanoDet artifacts are compared with."""
-    from hoi_edge import HOIDetector
-
-    return HOIDetector.from_checkpoint(nanodet_checkpoint)
+    return _reference(nanodet_checkpoint)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,15 +32,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from hoi_edge.core.atomic import atomic_write_text
-from hoi_edge.core.errors import HOIEdgeError, WeightsError
+from hoi_edge.core.errors import HOIEdgeError
 from hoi_edge.data.vocabulary import canonical_split_name
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.model.weights import check_state
-from hoi_edge.weights.checkpoint import FROZEN_PREFIXES, frozen_sources_named, read_checkpoint, save_checkpoint
+from hoi_edge.weights.checkpoint import frozen_sources_named
 from train import distributed
 from train.dataset import HICODataset
 from train.forward import PreparedBatch, TrainingForward
+from train.loop import (
+    RunConfig,
+    json_lines_log,
+    read_training_checkpoint,
+    restore_training_state,
+    save_training_checkpoint,
+    step_bar,
+    write_record,
+)
 from train.losses import HOILoss
 
 LOG_NAME = "train_log.jsonl"
@@ -50,7 +56,7 @@ STEP_TERMS = ("loss", "loss_pair", "loss_global", "n_pos", "n_entries")   # summ
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     """Everything that decides a run; saved in every checkpoint (``extra['train_config']``)."""
 
     epochs: int = 20
@@ -76,35 +82,6 @@ class TrainConfig:
     text_grad_checkpointing: bool = True  # recompute text-encoder activations in backward (600 prompts)
     dist_timeout_min: float = distributed.DEFAULT_TIMEOUT_MIN  # collectives fail after this (a dead rank)
     cache_features: str | None = None     # folder of the frozen-feature cache (train.feature_cache)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def trim_log(path: Path, step: int) -> None:
-    """Before a resumed run appends to ``path``: drop the records after the checkpoint's ``step`` (steps of a run
-    killed before its next checkpoint, which the resumed run trains again) and a last line cut short by the
-    kill, so the log reads as one run. Rewritten atomically; a log without such lines is left as it is."""
-    if not path.is_file():
-        return
-    kept, changed = [], False
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        try:
-            record = json.loads(line) if line.endswith("\n") else None
-            whole = isinstance(record, dict) and int(record.get("step", 0)) <= step
-        except (json.JSONDecodeError, TypeError, ValueError):
-            whole = False
-        if whole:
-            kept.append(line)
-        else:
-            changed = True
-    if changed:
-        atomic_write_text(path, "".join(kept))
 
 
 class Trainer:
@@ -161,32 +138,20 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _resume(self, path: Path) -> None:
         """Weights, optimizer and AMP scaler state, epoch and step counters from a checkpoint of this trainer."""
-        data = read_checkpoint(path)
-        extra = data.get("extra") or {}
-        if "optimizer" not in extra or "epoch" not in extra:
-            raise WeightsError(f"{path} is not a training checkpoint (no optimizer state); use it as --init instead")
+        data, extra = read_training_checkpoint(path)
         split = (extra.get("split") or {}).get("name", "none")
         if canonical_split_name(split) != canonical_split_name(self.split):
             raise HOIEdgeError(f"{path} was trained with split '{split}', not '{self.split}'")
-        state = data["state_dict"]
-        own = {k: v for k, v in self.model.state_dict().items()
-               if data["includes_frozen"] or not k.startswith(FROZEN_PREFIXES)}
-        check_state(own, state, str(path))
-        self.model.load_state_dict(state, strict=False)
-        try:
-            self.optimizer.load_state_dict(extra["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise WeightsError(f"optimizer state in {path} does not fit this model: {exc}") from exc
+        restore_training_state(self.model, self.optimizer, data, path)
         if extra.get("scaler") and self.amp:
             self.scaler.load_state_dict(extra["scaler"])
         self.epoch, self.step = int(extra["epoch"]), int(extra.get("step", 0))
 
     def save(self, path: Path | None = None) -> Path:
-        extra = {"epoch": self.epoch, "step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.amp else {}, "train_config": self.cfg.to_dict(),
-                 "split": {"name": self.split, "unseen": list(self.dataset.unseen)},
-                 "world_size": self.env.world_size}
-        return save_checkpoint(self.model, path or self.out_dir / LAST_NAME, self.cfg.include_frozen, extra)
+        return save_training_checkpoint(
+            self.model, path or self.out_dir / LAST_NAME, self.optimizer, self.epoch, self.step, self.cfg.include_frozen,
+            scaler=self.scaler.state_dict() if self.amp else {}, train_config=self.cfg.to_dict(),
+            split={"name": self.split, "unseen": list(self.dataset.unseen)}, world_size=self.env.world_size)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, float]]:
@@ -197,11 +162,9 @@ class Trainer:
         main = self.env.is_main
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            if self.cfg.resume:
-                trim_log(self.out_dir / LOG_NAME, self.step)
         records: list[dict[str, float]] = []
-        log_ctx = (self.out_dir / LOG_NAME).open("a", encoding="utf-8") if main else contextlib.nullcontext()
-        with self._text_checkpointing(), log_ctx as log:
+        with self._text_checkpointing(), json_lines_log(self.out_dir / LOG_NAME if main else None,
+                                                          resumed_at=self.step if self.cfg.resume else None) as log:
             while self.epoch < self.cfg.epochs:
                 records += self._epoch(log)
                 self.epoch += 1
@@ -232,8 +195,7 @@ class Trainer:
             group["lr"] = lr
         model.train()
         records = []
-        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step", dynamic_ncols=True,
-                   disable=not self.env.is_main)
+        bar = step_bar(steps, f"epoch {self.epoch + 1}/{cfg.epochs}", self.env.is_main)
         start = time.perf_counter()
         batches = iter(loader)
         try:
@@ -246,9 +208,8 @@ class Trainer:
                 rec = {"epoch": self.epoch + 1, "step": self.step, "lr": lr, **terms,
                        "time": round(time.perf_counter() - start, 3)}
                 records.append(rec)
-                if log is not None and self.step % cfg.log_interval == 0:
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
+                if self.step % cfg.log_interval == 0:
+                    write_record(log, rec)
                 bar.set_postfix(loss=f"{rec['loss']:.4f}")
                 bar.update()
         finally:

@@ -18,7 +18,7 @@ from torch import nn
 from hoi_edge.core.units import EXPORT_UNITS  # noqa: F401  (re-exported: the unit names export_unit accepts)
 from hoi_edge.data.vocabulary import Vocabulary
 from hoi_edge.model.classifier import HOIClassifier
-from hoi_edge.model.clip_encoders import ClipImageEncoder, build_clip
+from hoi_edge.model.clip_encoders import build_clip, export_image_encoder, image_encoder
 from hoi_edge.model.config import ModelConfig
 from hoi_edge.model.detectors import build_detector, family
 from hoi_edge.model.hoi_decoder import HOIDecoder
@@ -72,16 +72,20 @@ class CLIP4HOI(nn.Module):
         self.clip.eval()
         return self
 
-    def image_encoder(self) -> ClipImageEncoder:
-        return ClipImageEncoder(self.clip.visual).train(self.clip.training)
+    def image_encoder(self) -> nn.Module:
+        """image -> (global, patches) through the CLIP image tower (a ViT's or a timm tower's encoder)."""
+        return image_encoder(self.clip.visual).train(self.clip.training)
 
     def export_unit(self, name: str) -> nn.Module:
         """The network a target exports; a detector with ``export_module`` (DETR) gives an equivalent copy
-        shaped for the runtimes (folded batch norms, split attention projections)."""
+        shaped for the runtimes (folded batch norms, split attention projections), a timm image tower a
+        re-parameterised copy."""
         if name == "detector":
             export = getattr(self.detector, "export_module", None)
             return export() if export is not None else self.detector
-        units = {"clip_image": self.image_encoder(), "hoi_head": self.head}
+        if name == "clip_image":
+            return export_image_encoder(self.clip.visual).eval()
+        units = {"hoi_head": self.head}
         return units[name]
 
     def text_embeddings(self) -> torch.Tensor:

@@ -9,7 +9,7 @@ is real NanoDet-g with the tiny *random* CLIP and HOI head (the offline default,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Mapping, TypeVar
 
 from hoi_edge.core.errors import WeightsError
@@ -46,8 +46,34 @@ class DetectorConfig:
 
 
 @dataclass
+class ImageTowerConfig:
+    """A CLIP image tower other than the CLIP model's own; at its defaults the model's own tower is used.
+
+    Edge students (``clip4hoi-edge``) pair a light image tower with the teacher's frozen text tower;
+    ``hoi-edge distill`` then trains the tower into that text tower's joint space (CLIP-KD), so the text bank
+    an artifact bakes is the teacher's. The tower is an open_clip ViT or a timm tower (MobileCLIP's FastViT);
+    its output width must equal the text tower's embedding width.
+    """
+
+    model_name: str | None = None         # open_clip model whose image tower is used (ViT-B-32, MobileCLIP2-S0 ...)
+    pretrained: str | None = None         # its open_clip tag or a local file; None = random init
+    architecture: dict[str, Any] | None = None  # inline open_clip model config instead of a name (tiny test towers);
+                                          # vision_cfg["timm_kwargs"] sizes a timm trunk (layers, embed_dims)
+    image_size: int | None = None         # input side (None: the model's); ViT position embeddings are resampled
+    quick_gelu: bool | None = None        # ViT towers; None = what open_clip registers for the pretrained tag
+    mean: tuple[float, ...] | None = None  # input normalisation; None = the pretrained tag's (OpenAI's without one)
+    std: tuple[float, ...] | None = None
+    distilled_from: str | None = None     # set by ``hoi-edge distill``: the teacher the tower was distilled from
+
+    @property
+    def replaces_own(self) -> bool:
+        return self.model_name is not None or self.architecture is not None
+
+
+@dataclass
 class ClipConfig:
-    """An open_clip ViT: a registered model name, or an inline architecture for tiny models."""
+    """An open_clip ViT: a registered model name, or an inline architecture for tiny models; ``image_tower``
+    optionally swaps its image tower for another (the text tower stays this model's)."""
 
     model_name: str = "ViT-B-16"
     pretrained: str | None = "openai"     # open_clip tag or a local file; None = random init
@@ -55,6 +81,7 @@ class ClipConfig:
     # QuickGELU (OpenAI's activation) vs GELU. None = what open_clip's registry says for the pretrained tag;
     # OpenAI weights need True, or every feature comes out subtly wrong.
     quick_gelu: bool | None = None
+    image_tower: ImageTowerConfig = field(default_factory=ImageTowerConfig)
 
 
 @dataclass
@@ -166,8 +193,59 @@ def clip4hoi_nanodet_tiny() -> ModelConfig:
     return ModelConfig(detector=nanodet_g(), clip=tiny.clip, hoi=tiny.hoi)
 
 
+#: Candidate image towers of the edge preset, compared by ``benchmarks/bench_edge_towers.py`` (INT8 latency on
+#: every target at equal input); OpenAI ViTs run QuickGELU, MobileCLIP takes unnormalised 0..1 pixels. The
+#: settings are explicit, so a random-init tower (no weights offline) has the architecture the weights would.
+EDGE_TOWERS: dict[str, ImageTowerConfig] = {
+    "vit-b-32": ImageTowerConfig(model_name="ViT-B-32", pretrained="openai", quick_gelu=True),
+    "mobileclip2-s0": ImageTowerConfig(model_name="MobileCLIP2-S0", pretrained="dfndr2b", mean=(0.0, 0.0, 0.0),
+                                       std=(1.0, 1.0, 1.0)),
+    "vit-b-16-112": ImageTowerConfig(model_name="ViT-B-16", pretrained="openai", quick_gelu=True, image_size=112),
+    "mobileclip-s1": ImageTowerConfig(model_name="MobileCLIP-S1", pretrained="datacompdr", mean=(0.0, 0.0, 0.0),
+                                      std=(1.0, 1.0, 1.0)),
+    "vit-b-16-160": ImageTowerConfig(model_name="ViT-B-16", pretrained="openai", quick_gelu=True, image_size=160),
+    "mobileclip-s2": ImageTowerConfig(model_name="MobileCLIP-S2", pretrained="datacompdr", mean=(0.0, 0.0, 0.0),
+                                      std=(1.0, 1.0, 1.0)),
+}
+EDGE_TOWER = "vit-b-32"               # the measured choice (docs/edge.md: the candidate table)
+#: the slim HOI head of the edge preset: half the width of the base head's, the same depth and pair budget
+EDGE_HOI = dict(dim=128, num_heads=4, ffn_dim=512, num_decoder_layers=2)
+
+
+def clip4hoi_edge(tower: str = EDGE_TOWER) -> ModelConfig:
+    """The edge student: NanoDet-g (real, npm) + a light CLIP image tower (``EDGE_TOWERS``) + the slim HOI head,
+    with CLIP4HOI-base's text tower (OpenAI ViT-B/16, frozen). Distil it from a base checkpoint
+    (``hoi-edge distill``), which brings the tower into the text tower's joint space and the head to the teacher's
+    pair scores; before that its image tower and the text tower do not share a space."""
+    return ModelConfig(detector=nanodet_g(), clip=ClipConfig(quick_gelu=True, image_tower=replace(EDGE_TOWERS[tower])),
+                       hoi=HOIConfig(**EDGE_HOI))
+
+
+#: the tiny form of the edge tower for tests: a ViT with 32-px patches, like ViT-B/32 (2x2 patches at 64 px)
+TINY_EDGE_TOWER: dict[str, Any] = {
+    "embed_dim": TINY_CLIP_ARCHITECTURE["embed_dim"],
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+}
+#: a tiny timm tower of the MobileCLIP candidates' kind (a FastViT MCi trunk, one block per stage), for tests
+TINY_FASTVIT_TOWER: dict[str, Any] = {
+    "embed_dim": TINY_CLIP_ARCHITECTURE["embed_dim"],
+    "vision_cfg": {"timm_model_name": "fastvit_mci0", "timm_pool": "avg", "timm_proj": None, "image_size": 64,
+                   "timm_kwargs": {"layers": (1, 1, 1, 1), "embed_dims": (16, 32, 64, 64)}},
+}
+
+
+def clip4hoi_edge_tiny() -> ModelConfig:
+    """Real NanoDet-g + the tiny RANDOM text tower of ``clip4hoi_tiny`` (a distillation teacher's) + a tiny image
+    tower of the edge preset's kind (a ViT with 32-px patches) + the tiny HOI head: the edge code paths at test
+    cost."""
+    tiny = clip4hoi_nanodet_tiny()
+    tiny.clip.image_tower = ImageTowerConfig(architecture=dict(TINY_EDGE_TOWER), quick_gelu=True)
+    return tiny
+
+
 PRESETS = {"clip4hoi-base": clip4hoi_base, "clip4hoi-tiny": clip4hoi_tiny, "clip4hoi-nanodet": clip4hoi_nanodet,
-           "clip4hoi-nanodet-tiny": clip4hoi_nanodet_tiny}
+           "clip4hoi-nanodet-tiny": clip4hoi_nanodet_tiny, "clip4hoi-edge": clip4hoi_edge,
+           "clip4hoi-edge-tiny": clip4hoi_edge_tiny}
 #: One line per preset for CLI help and docs: which parts have real weights and which are random.
 PRESET_HELP = {
     "clip4hoi-base": "DETR-R50 + CLIP ViT-B/16, real weights (downloads); HOI head untrained until you train it",
@@ -175,4 +253,7 @@ PRESET_HELP = {
     "clip4hoi-nanodet": "NanoDet-g (real, npm) + CLIP ViT-B/16 (real, downloads); HOI head untrained",
     "clip4hoi-nanodet-tiny": "NanoDet-g (real, npm) + tiny RANDOM CLIP and HOI head: real boxes, meaningless HOI "
                              "scores",
+    "clip4hoi-edge": "edge student: NanoDet-g (real, npm) + a light CLIP image tower + slim HOI head, base's CLIP "
+                     "text tower; distil it from a base checkpoint with 'hoi-edge distill' before use",
+    "clip4hoi-edge-tiny": "NanoDet-g (real, npm) + tiny RANDOM edge image tower, text tower and HOI head (tests only)",
 }

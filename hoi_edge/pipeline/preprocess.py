@@ -122,3 +122,17 @@ def boxes_to_pixels(boxes: np.ndarray, image_hw: tuple[int, int], input_size: in
         raise ValueError(f"resize mode must be one of {RESIZE_MODES}, not {resize!r}")
     xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
     return np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+
+
+def pixels_to_boxes(xyxy: np.ndarray, image_hw: tuple[int, int], input_size: int,
+                    resize: str = LETTERBOX) -> np.ndarray:
+    """The inverse of :func:`boxes_to_pixels` (before its clipping): (N,4) x1,y1,x2,y2 original-image pixels ->
+    (N,4) cx,cy,w,h normalised by the network input; where one detector's boxes become another's targets."""
+    h, w = image_hw
+    x1, y1, x2, y2 = np.asarray(xyxy, np.float32).reshape(-1, 4).T
+    cxcywh = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], 1)
+    if resize == LETTERBOX:
+        return (cxcywh / max(h, w)).astype(np.float32)      # (pixels * scale) / input_size, scale = size / max
+    if resize == STRETCH:
+        return (cxcywh / np.asarray([w, h, w, h], np.float32)).astype(np.float32)
+    raise ValueError(f"resize mode must be one of {RESIZE_MODES}, not {resize!r}")

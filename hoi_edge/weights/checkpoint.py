@@ -18,7 +18,7 @@ from hoi_edge.core.formats import check_format
 from hoi_edge.core.hashing import file_sha256  # noqa: F401  (re-exported: callers import it from here)
 from hoi_edge.data.vocabulary import Vocabulary, load_vocabulary
 from hoi_edge.model.clip4hoi import CLIP4HOI
-from hoi_edge.model.clip_encoders import quick_gelu
+from hoi_edge.model.clip_encoders import quick_gelu, tower_normalization
 from hoi_edge.model.config import ModelConfig
 from hoi_edge.model.detectors import family
 from hoi_edge.model.weights import check_state, load_strict, safe_torch_load
@@ -40,7 +40,8 @@ def build_model(cfg: ModelConfig, vocab: Vocabulary) -> CLIP4HOI:
 def frozen_sources_named(cfg: ModelConfig) -> bool:
     """Whether the detector and CLIP weights can be rebuilt from the config (a tag or file each), not only from a
     checkpoint."""
-    return bool(cfg.clip.pretrained and cfg.detector.weights)
+    tower = cfg.clip.image_tower
+    return bool(cfg.clip.pretrained and cfg.detector.weights and (not tower.replaces_own or tower.pretrained))
 
 
 def save_checkpoint(model: CLIP4HOI, path: str | Path, include_frozen: bool = True,
@@ -106,7 +107,12 @@ def load_model(path: str | Path, vocabulary: str | Path | Vocabulary | None = No
     data = read_checkpoint(path)
     cfg = _config(path, data)
     if data["includes_frozen"]:
-        cfg.clip.quick_gelu = quick_gelu(cfg.clip)  # decided by the tag, which is dropped on the next line
+        cfg.clip.quick_gelu = quick_gelu(cfg.clip)  # decided by the tag, which is dropped on the next lines
+        tower = cfg.clip.image_tower
+        if tower.replaces_own:                      # the tower's activation and input normalisation too
+            tower.quick_gelu = quick_gelu(tower)
+            tower.mean, tower.std = tower_normalization(tower) or (tower.mean, tower.std)
+            tower.pretrained = None
         cfg.clip.pretrained, cfg.detector.weights = None, None  # every weight comes from the file
     vocab = Vocabulary.from_dict(data["vocabulary"], source=str(path))
     try:

@@ -109,7 +109,8 @@ def offline_reason(cfg: ModelConfig | None = None) -> str | None:
     now, or None: a download failure remembered less than RETRY_AFTER_S ago, or weight hosts that do not
     resolve. Fast (no huggingface_hub retries); ``detect``, ``export`` and ``train`` all ask it."""
     if cfg is not None:
-        tags = [cfg.clip.pretrained, cfg.detector.weights if cfg.detector.family == "detr" else None]
+        tags = [cfg.clip.pretrained, cfg.clip.image_tower.pretrained,
+                cfg.detector.weights if cfg.detector.family == "detr" else None]
         if not any(t and not Path(t).exists() for t in tags):
             return None                   # local files or nothing to fetch from the weight hosts
     marker = cache_dir() / OFFLINE_MARKER

@@ -19,17 +19,25 @@ def calibration(shared_data) -> CalibrationConfig:
 
 
 @pytest.fixture(scope="session")
-def artifact_factory(tmp_path_factory, tiny_checkpoint, calibration):
-    """Export (target, precision) on first request; later requests reuse the folder."""
+def artifact_factory(request, tmp_path_factory, calibration):
+    """Export (target, precision) of ``model`` on first request (a test model: 'tiny', or 'tiny_fastvit', the tiny
+    model with a timm FastViT image tower; its ``<model>_checkpoint`` fixture); later requests reuse the folder."""
     root = tmp_path_factory.mktemp("artifacts")
-    made: dict[tuple[str, str], Path] = {}
+    made: dict[tuple[str, str, str], Path] = {}
 
-    def get(target: str, precision: str) -> Path:
-        key = (target, precision)
+    def get(target: str, precision: str, model: str = "tiny") -> Path:
+        key = (target, precision, model)
         if key not in made:
             made[key] = export_cached(ExportConfig(
-                checkpoint=tiny_checkpoint, target=target, out=root / f"{target}-{precision}", precision=precision,
+                checkpoint=request.getfixturevalue(f"{model}_checkpoint"), target=target,
+                out=root / f"{model}-{target}-{precision}", precision=precision,
                 calibration=calibration if precision == "int8" else None), progress=False)
         return made[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def reference_of(request):
+    """``reference_of(model)``: the PyTorch pipeline of a test model (its ``<model>_detector`` fixture)."""
+    return lambda model: request.getfixturevalue(f"{model}_detector")
