@@ -15,13 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
+from common import SHARED, cpu_caption  # noqa: E402
 
 from compress.bake import bake_text_embeddings  # noqa: E402
 from compress.calibration import CalibrationConfig, collect_unit_inputs, list_images  # noqa: E402
@@ -89,6 +86,7 @@ def main() -> None:
     for unit, ptq_c, kd_c, before, after in rows:
         fmt = lambda cs: cs if isinstance(cs, str) else ", ".join(f"{c:.4f}" for c in cs)  # noqa: E731
         print(f"| {unit} | {names[unit]} | {fmt(ptq_c)} | {fmt(kd_c)} | {before:.5f} -> {after:.5f} |")
+    print(f"\nINT8 IRs compiled with f32 inference precision. {cpu_caption()}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ TIMED = ("vit-b-32", "mobileclip2-s0", "vit-b-16-112", "mobileclip-s1")     # de
 
 def tower_facts(checkpoint: Path) -> dict[str, str]:
     """Input side, patch tokens and GMACs of the CLIP image unit (and of the whole frame's networks)."""
-    from bench_stages import unit_macs
+    from stage_facts import unit_macs
 
     from hoi_edge.runtime.torch_runner import pipeline_spec
     from hoi_edge.weights.checkpoint import load_model

@@ -13,7 +13,6 @@ compare rows of one run, not across runs.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import random_checkpoint, tiny_checkpoint  # noqa: E402
+from common import cpu_caption, random_checkpoint, tiny_checkpoint  # noqa: E402
 
 from compress.calibration import CalibrationConfig  # noqa: E402
 from hoi_edge import HOIDetector  # noqa: E402
@@ -90,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([f"{target}/{args.precision}", layout, f"{folder_mb(out):.1f}", f"{np.median(t):.1f}",
                          f"{np.percentile(t, 90):.1f}", f"{ms['three-unit'] / ms[layout]:.2f}x"])
     print(md_table(["Artifact", "Layout", "Size (MB)", "Median ms", "p90 ms", "Speed-up vs three-unit"], rows))
-    print(f"\n{platform.processor() or platform.machine()}, {args.threads or 'default'} threads; "
+    print(f"\n{args.threads or 'default'} threads; "
           f"{args.runs} timed runs of HOIDetector.run cycling {len(images)} photos after {args.warmup} warm-up runs; "
-          f"checkpoint {checkpoint.name}; size = every file of the artifact folder.")
+          f"checkpoint {checkpoint.name}; size = every file of the artifact folder. {cpu_caption()}")
     return 0
 
 

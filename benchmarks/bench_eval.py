@@ -19,10 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import hoi_edge.eval  # noqa: F401
-except ImportError:  # running from a checkout without installing the package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_caption  # noqa: E402
 
 from hoi_edge.eval import (  # noqa: E402
     EvalConfig,
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"evaluate     {t_eval:6.2f} s   mAP Full {res.map_full:.2f}  Rare {res.map_rare:.2f}  "
           f"Non-rare {res.map_non_rare:.2f}  mean recall {res.mean_recall:.2f}")
     print(f"evaluate KO  {t_ko:6.2f} s   mAP Full {ko.map_full:.2f}")
-    print(f"total load + evaluate: {t_gt + t_read + t_eval:.2f} s")
+    print(f"total load + evaluate: {t_gt + t_read + t_eval:.2f} s\n{cpu_caption()}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_stages import UNITS, measured_int8_peak, peak_caption, stage_table, unit_macs  # noqa: E402
 from common import SHARED, export_all, random_checkpoint, tiny_checkpoint  # noqa: E402
+from stage_facts import UNITS, measured_int8_peak, peak_caption, stage_table, unit_macs  # noqa: E402
 
 from hoi_edge.targets_registry import runtime_packages, target_names  # noqa: E402
 from hoi_edge.validate import (  # noqa: E402

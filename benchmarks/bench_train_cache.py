@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, cpu_caption  # noqa: E402
 
 LABELS = REPO / "samples" / "labels" / "photos_hoi.json"
 
@@ -109,7 +109,7 @@ def main() -> int:
           f"{build_s:.1f} | {size_mb:.1f} | {text:.2f} |")
     print(f"\nmedian of {args.epochs} timed epochs after 1 warm-up, batch {args.batch_size}, "
           f"{torch.get_num_threads()} torch threads, CPU; per-epoch seconds: images {[round(x, 2) for x in plain]}, "
-          f"cache {[round(x, 2) for x in cached]}")
+          f"cache {[round(x, 2) for x in cached]}. {cpu_caption()}")
     return 0
 
 

@@ -1,8 +1,8 @@
 """What several benchmarks share: the repository on ``sys.path``, the shared data folder, the checkpoints they
 measure (the tiny test model, random-init presets) and exporting every target and precision from one.
 
-Every benchmark imports this module first (``from common import ...``), so none of them imports another
-benchmark script.
+Every benchmark imports this module first (``from common import ...``) and ``stage_facts`` for the per-stage
+MAC and INT8-peak helpers; no benchmark script imports another (``tests/test_import_graph.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ if str(REPO) not in sys.path:            # running from a checkout without insta
 SHARED = REPO.parent / "shared" / "data"
 
 from hoi_edge.targets_registry import TARGETS  # noqa: E402
+
+
+def cpu_caption() -> str:
+    """'Measured on <CPU> (<n> logical CPUs; <ISA>).': printed beside every speed or equality number, since INT8
+    speed and INT8 arithmetic both depend on the ISA (VNNI or not)."""
+    from hoi_edge.validate.environment import cpu_line, environment
+
+    return cpu_line(environment())
 
 
 def tiny_checkpoint(work: Path) -> Path:

@@ -238,3 +238,11 @@ def test_benchmarks_do_not_import_from_tests() -> None:
         names = imported_names(path.stem, path)
         assert not any(n == "conftest" or n.startswith("tests") for n in names), path.name
         assert '"tests"' not in text, f"{path.name} reaches into tests/"
+
+
+def test_no_benchmark_script_imports_another():
+    """A benchmark script (``bench_*.py``) imports the shared modules beside it (``common``, ``stage_facts``),
+    never another script: running or changing one benchmark must not run or break another's top level."""
+    graph, _ = project_graph()
+    scripts = {m for m in graph if m.startswith(SCRIPTS + ".bench_")}
+    assert {m: sorted(graph[m] & scripts) for m in scripts if graph[m] & scripts} == {}

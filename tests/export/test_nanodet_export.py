@@ -71,3 +71,7 @@ def test_int8_nanodet_artifact_keeps_the_people_on_zidane(nanodet_artifacts, nan
     found = have_box[(have_cls == person) & (have_score > 0.4)]
     assert len(found) >= 2, (target, have_cls, have_score)
     assert (pairwise_iou_continuous(people, found).max(axis=1) >= 0.8).all(), (target, people, found)
+    if target == "onnx":     # every convolution but the GFL head (kept FP) runs as an integer kernel in ONNX Runtime
+        graph = art.manifest.quantization["detector"]["onnxruntime_graph"]
+        assert graph["integer_ops"].get("QLinearConv", 0) >= 25 and "FusedConv" not in graph["float_ops"], graph
+        assert graph["float_ops"].get("Conv", 0) <= 3, graph          # gfl_cls, one per level

@@ -11,7 +11,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from compress.onnx_qdq import ignored_node_names, optimized_op_counts, quantize_gemm_biases, torch_module_paths
+from compress.onnx_qdq import (
+    ignored_node_names,
+    optimized_op_counts,
+    quantize_conv_outputs,
+    quantize_gemm_biases,
+    torch_module_paths,
+)
 from hoi_edge.model.config import clip4hoi_tiny
 from hoi_edge.model.detector import DETR, MultiheadAttention
 
@@ -95,6 +101,49 @@ def test_int32_gemm_biases_let_onnxruntime_fuse_qgemm():
     x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
     quantum = 0.05 * 0.01
     np.testing.assert_allclose(_run(fused, x), _run(float_bias, x), atol=quantum)
+
+
+def _qdq_conv_leaky_relu() -> onnx.ModelProto:
+    """DQ(x) -> Conv <- DQ(int8 W) -> LeakyRelu -> Q -> DQ: NNCF's placement for Conv + activation (one quantizer
+    after the activation, which OpenVINO fuses), uint8 activations, an int32 bias behind its own DQ."""
+    rng = np.random.default_rng(0)
+    w_scale = np.full(4, 0.02, np.float32)
+    inits = [numpy_helper.from_array(rng.integers(-60, 60, (4, 3, 3, 3)).astype(np.int8), "w"),
+             numpy_helper.from_array(w_scale, "w_scale"), numpy_helper.from_array(np.zeros(4, np.int8), "w_zero"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "x_scale"),
+             numpy_helper.from_array(np.array(128, np.uint8), "x_zero"),
+             numpy_helper.from_array(np.arange(4).astype(np.int32), "b"),
+             numpy_helper.from_array(0.02 * w_scale, "b_scale"), numpy_helper.from_array(np.zeros(4, np.int32), "b_zero"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "y_scale"),
+             numpy_helper.from_array(np.array(20, np.uint8), "y_zero")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+             helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zero"], ["bd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("LeakyRelu", ["c"], ["a"], alpha=0.1),
+             helper.make_node("QuantizeLinear", ["a", "y_scale", "y_zero"], ["aq"]),
+             helper.make_node("DequantizeLinear", ["aq", "y_scale", "y_zero"], ["y"])]
+    graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_conv_before_leaky_relu_gets_an_output_quantizer_and_fuses():
+    """ONNX Runtime fuses DQ -> Conv -> Q only: with NNCF's single quantizer after the LeakyRelu the convolution
+    ran in float. Quantizing its output on the calibration range makes it one QLinearConv (and the activation a
+    QLinearLeakyRelu), within a few output quanta of the float-convolution model."""
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.uniform(-2, 2, (1, 3, 8, 8)).astype(np.float32)} for _ in range(4)]
+    before = optimized_op_counts(_qdq_conv_leaky_relu())
+    assert before["QLinearConv"] == 0 and before["Conv"] + before["FusedConv"] == 1
+    fused, count = quantize_conv_outputs(_qdq_conv_leaky_relu(), feeds)
+    onnx.checker.check_model(fused)
+    after = optimized_op_counts(fused)
+    assert count == 1 and after["QLinearConv"] == 1 and after["Conv"] + after["FusedConv"] == 0, after
+    for feed in feeds:
+        np.testing.assert_allclose(_run(fused, feed["x"]), _run(_qdq_conv_leaky_relu(), feed["x"]), atol=3 * 0.05)
+    assert quantize_conv_outputs(_qdq_conv_leaky_relu(), [])[1] == 0          # no calibration data: unchanged
 
 
 def test_int32_gemm_biases_use_each_output_channels_weight_scale():

@@ -1,4 +1,4 @@
-"""``hoi-edge distill`` on the tiny configuration: the edge student (real NanoDet-g, tiny FastViT tower, tiny
+"""``hoi-edge distill`` on the tiny configuration: the edge student (real NanoDet-g, tiny ViT/32-like tower, tiny
 head) learns a random teacher (real NanoDet-g, tiny CLIP and head: ``nanodet_checkpoint``) on the photos, and
 comes >= 2x closer to it on frames of a video it never saw (vtest.avi: pedestrians, unlike the photos).
 
