@@ -17,7 +17,7 @@ import collections
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -33,6 +33,15 @@ FLOAT_OPS = ("Gemm", "MatMul", "FusedMatMul", "Conv", "FusedConv", "FusedGemm")
 
 def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor name -> the nodes that read it."""
+    consumers: dict[str, list[onnx.NodeProto]] = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    return consumers
 
 
 def _constant(name: str, inits: dict[str, onnx.TensorProto]) -> np.ndarray | None:
@@ -110,10 +119,7 @@ def activations_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    consumers = collections.defaultdict(list)
-    for n in graph.node:
-        for i in n.input:
-            consumers[i].append(n)
+    consumers = _consumers(graph)
     count, retyped = 0, set()
     for q in list(graph.node):
         if q.op_type != "QuantizeLinear" or len(q.input) < 3 or q.input[2] not in inits:
@@ -158,11 +164,9 @@ def requantize_grid_preserving(model: onnx.ModelProto) -> tuple[onnx.ModelProto,
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    consumers = collections.defaultdict(list)
-    for n in graph.node:
-        for i in n.input:
-            consumers[i].append(n)
-    inserted: dict[int, list[onnx.NodeProto]] = {}
+    consumers = _consumers(graph)
+    graph_outputs = {g.name for g in graph.output}      # a graph output keeps its name: left as it is
+    inserted: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         if node.op_type not in GRID_PRESERVING:
             continue
@@ -174,31 +178,35 @@ def requantize_grid_preserving(model: onnx.ModelProto) -> tuple[onnx.ModelProto,
                 any(not (np.array_equal(sc, params[0][0]) and np.array_equal(zp, params[0][1])) for sc, zp in params):
             continue
         out = node.output[0]
-        if all(c.op_type == "QuantizeLinear" for c in consumers[out]):
+        if out in graph_outputs or all(c.op_type == "QuantizeLinear" for c in consumers[out]):
             continue
-        base = node.name or out
-        q_out, dq_out = f"{base}.requantized", f"{base}.dequantized"
-        scale, zero = dqs[0].input[1], dqs[0].input[2]
-        inserted[id(node)] = [helper.make_node("QuantizeLinear", [out, scale, zero], [q_out], name=f"{base}.quantize"),
-                              helper.make_node("DequantizeLinear", [q_out, scale, zero], [dq_out],
-                                               name=f"{base}.dequantize")]
-        for c in consumers[out]:
-            for k, i in enumerate(c.input):
-                if i == out:
-                    c.input[k] = dq_out
-        for g in graph.output:
-            if g.name == out:        # a graph output keeps its name: undo for this one
-                inserted.pop(id(node))
-                for c in consumers[out]:
-                    for k, i in enumerate(c.input):
-                        if i == dq_out:
-                            c.input[k] = out
+        inserted[out] = _quantize_tensor(out, dqs[0].input[1], dqs[0].input[2], node.name or out, consumers)
+    _insert_after_producers(graph, inserted)
+    return model, len(inserted)
+
+
+def _quantize_tensor(tensor: str, scale: str, zero: str, base: str,
+                     consumers: Mapping[str, list[onnx.NodeProto]]) -> list[onnx.NodeProto]:
+    """QuantizeLinear -> DequantizeLinear of ``tensor`` (initializers ``scale``/``zero``); every consumer of
+    ``tensor`` is rewired to read the dequantized copy. Returns the two nodes, for
+    :func:`_insert_after_producers`."""
+    q_out, dq_out = f"{base}.requantized", f"{base}.dequantized"
+    for user in consumers[tensor]:
+        for k, name in enumerate(user.input):
+            if name == tensor:
+                user.input[k] = dq_out
+    return [helper.make_node("QuantizeLinear", [tensor, scale, zero], [q_out], name=f"{base}.quantize"),
+            helper.make_node("DequantizeLinear", [q_out, scale, zero], [dq_out], name=f"{base}.dequantize")]
+
+
+def _insert_after_producers(graph: onnx.GraphProto, inserted: Mapping[str, list[onnx.NodeProto]]) -> None:
+    """Put each list of nodes right after the node that produces its key tensor (the graph stays sorted)."""
     nodes = list(graph.node)
     graph.ClearField("node")
     for n in nodes:
         graph.node.append(n)
-        graph.node.extend(inserted.get(id(n), []))
-    return model, len(inserted)
+        for o in n.output:
+            graph.node.extend(inserted.get(o, []))
 
 
 #: Activations NNCF fuses into the convolution before them (one quantizer after the activation, as OpenVINO runs
@@ -210,10 +218,7 @@ def conv_outputs_before_activations(model: onnx.ModelProto) -> list[str]:
     """Output tensors of the QDQ convolutions (data and weight behind DequantizeLinear) whose one consumer is an
     activation of :data:`UNFUSED_ACTIVATIONS`: the places :func:`quantize_conv_outputs` quantizes."""
     producer = {o: n for n in model.graph.node for o in n.output}
-    consumers = collections.defaultdict(list)
-    for n in model.graph.node:
-        for i in n.input:
-            consumers[i].append(n)
+    consumers = _consumers(model.graph)
     graph_outputs = {o.name for o in model.graph.output}
     out = []
     for node in model.graph.node:
@@ -255,10 +260,7 @@ def quantize_conv_outputs(model: onnx.ModelProto, feeds: Sequence[dict[str, np.n
         for name, value in zip(names, session.run(names, feed)):
             low[name], high[name] = min(low[name], float(value.min())), max(high[name], float(value.max()))
     graph = model.graph
-    consumers = collections.defaultdict(list)
-    for n in graph.node:
-        for i in n.input:
-            consumers[i].append(n)
+    consumers = _consumers(graph)
     inserted: dict[str, list[onnx.NodeProto]] = {}
     for name in names:
         scale = np.float32((high[name] - low[name]) / 255.0)
@@ -268,22 +270,8 @@ def quantize_conv_outputs(model: onnx.ModelProto, feeds: Sequence[dict[str, np.n
         base = f"{name}.conv_output"
         graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{base}.scale"),
                                   numpy_helper.from_array(np.array(zero, np.uint8), f"{base}.zero_point")])
-        q_out, dq_out = f"{base}.quantized", f"{base}.dequantized"
-        inserted[name] = [
-            helper.make_node("QuantizeLinear", [name, f"{base}.scale", f"{base}.zero_point"], [q_out],
-                             name=f"{base}.quantize"),
-            helper.make_node("DequantizeLinear", [q_out, f"{base}.scale", f"{base}.zero_point"], [dq_out],
-                             name=f"{base}.dequantize")]
-        for user in consumers[name]:
-            for k, i in enumerate(user.input):
-                if i == name:
-                    user.input[k] = dq_out
-    nodes = list(graph.node)
-    graph.ClearField("node")
-    for n in nodes:
-        graph.node.append(n)
-        for o in n.output:
-            graph.node.extend(inserted.get(o, []))
+        inserted[name] = _quantize_tensor(name, f"{base}.scale", f"{base}.zero_point", base, consumers)
+    _insert_after_producers(graph, inserted)
     return model, len(inserted)
 
 

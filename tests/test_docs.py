@@ -35,3 +35,11 @@ def test_readme_links_resolve_and_it_stays_short() -> None:
     missing = [link for link in local if not (REPO / link).exists()]
     assert missing == []
     assert len(text.splitlines()) <= 160
+
+
+def test_no_page_holds_an_unfilled_table_placeholder() -> None:
+    """A benchmark's table is pasted where the page names its command; a placeholder left in (``EDGE_TABLE``)
+    would publish a page whose numbers were never measured."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    left = {p.name: re.findall(r"^[A-Z0-9_]*TABLE[A-Z0-9_]*$", p.read_text(encoding="utf-8"), re.M) for p in pages}
+    assert {name: found for name, found in left.items() if found} == {}
