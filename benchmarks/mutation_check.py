@@ -136,9 +136,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- issue 27: what its fixes guard besides the nine
     Mutation("validator ignores the rare classes", "hoi_edge/validate/report.py",
              'rare = ("rare",) if accuracy.rare is not None else ()', "rare = ()", VALIDATE_TESTS),
-    Mutation("resume does not restore the optimizer state", "train/trainer.py",
-             '            self.optimizer.load_state_dict(extra["optimizer"])\n', '            extra["optimizer"]\n',
-             ("tests/train/test_train_loop.py::test_resume_continues_epoch_step_and_optimizer",)),
+    Mutation("resume does not restore the optimizer state", "train/loop.py",
+             '        optimizer.load_state_dict(data["extra"]["optimizer"])\n', '        data["extra"]["optimizer"]\n',
+             ("tests/train/test_train_loop.py::test_resume_continues_epoch_step_and_optimizer",
+              "tests/train/test_student.py::test_resume_continues_the_run")),
 )
 
 
