@@ -145,7 +145,19 @@ def activations_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     for info in graph.value_info:       # shape inference recorded the int8 type of the rewritten tensors
         if info.name in retyped:
             info.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    _drop_unused_initializers(graph)    # the int8 zero points replaced (ONNX Runtime warns about each otherwise)
     return model, count
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """Remove initializers no node reads (left as they are where a node has a subgraph, which may read them)."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    kept = [i for i in graph.initializer if i.name in used]
+    if len(kept) < len(graph.initializer):
+        graph.ClearField("initializer")
+        graph.initializer.extend(kept)
 
 
 #: Ops whose output stays on the grid of their (equally quantized) inputs: a Q/DQ after them adds no error.
