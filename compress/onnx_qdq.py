@@ -109,8 +109,8 @@ def quantize_gemm_biases(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
 
 
 def activations_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
-    """Rewrite every activation QuantizeLinear -> DequantizeLinear pair with an int8 zero point as uint8 (zero
-    point + 128); returns (model, pairs rewritten).
+    """Rewrite every per-tensor activation QuantizeLinear -> DequantizeLinear pair with an int8 zero point as uint8
+    (zero point + 128); returns (model, pairs rewritten).
 
     Exact: (q - z) * s takes the same values for q in [-128, 127] with zero point z as for q + 128 in
     [0, 255] with z + 128. Why: NNCF's ONNX backend writes asymmetric activations whose range crosses zero as
@@ -125,7 +125,9 @@ def activations_to_uint8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         if q.op_type != "QuantizeLinear" or len(q.input) < 3 or q.input[2] not in inits:
             continue
         zp = inits[q.input[2]]
-        if zp.data_type != onnx.TensorProto.INT8:
+        # per-tensor only: ONNX Runtime would fuse a per-channel uint8 activation into a QLinearConv that then
+        # fails at run time (its input zero point must be a scalar); left int8, such a layer runs in float
+        if zp.data_type != onnx.TensorProto.INT8 or numpy_helper.to_array(zp).size != 1:
             continue
         dqs = consumers[q.output[0]]
         if not dqs or any(d.op_type != "DequantizeLinear" or len(d.input) < 3 or

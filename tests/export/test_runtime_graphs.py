@@ -12,6 +12,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from compress.onnx_qdq import (
+    activations_to_uint8,
     ignored_node_names,
     optimized_op_counts,
     quantize_conv_outputs,
@@ -144,6 +145,47 @@ def test_conv_before_leaky_relu_gets_an_output_quantizer_and_fuses():
     for feed in feeds:
         np.testing.assert_allclose(_run(fused, feed["x"]), _run(_qdq_conv_leaky_relu(), feed["x"]), atol=3 * 0.05)
     assert quantize_conv_outputs(_qdq_conv_leaky_relu(), [])[1] == 0          # no calibration data: unchanged
+
+
+def _depthwise_qdq(per_channel_input: bool) -> onnx.ModelProto:
+    """Q(x) -> DQ(x) (int8 zero point: NNCF's ONNX form for a range crossing zero; per-tensor or per channel, as
+    NNCF quantizes some depthwise inputs) -> depthwise Conv <- DQ(int8 W) -> Q -> DQ."""
+    rng = np.random.default_rng(0)
+    shape = (4,) if per_channel_input else ()
+    inits = [numpy_helper.from_array(rng.integers(-60, 60, (4, 1, 3, 3)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.full(4, 0.02, np.float32), "w_scale"),
+             numpy_helper.from_array(np.zeros(4, np.int8), "w_zero"),
+             numpy_helper.from_array(np.full(shape, 0.02, np.float32), "x_scale"),
+             numpy_helper.from_array(np.full(shape, -3, np.int8), "x_zero"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "y_scale"),
+             numpy_helper.from_array(np.array(2, np.int8), "y_zero")]
+    axis = {"axis": 1} if per_channel_input else {}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["xq"], **axis),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero"], ["xd"], **axis),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1], group=4, name="dw"),
+             helper.make_node("QuantizeLinear", ["c", "y_scale", "y_zero"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "y_scale", "y_zero"], ["y"])]
+    graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_uint8_activations_let_onnxruntime_fuse_qlinearconv_exactly():
+    x = np.random.default_rng(1).uniform(-2, 2, (1, 4, 8, 8)).astype(np.float32)
+    model, count = activations_to_uint8(_depthwise_qdq(False))
+    onnx.checker.check_model(model)
+    assert count == 2 and optimized_op_counts(model)["QLinearConv"] == 1
+    np.testing.assert_allclose(_run(model, x), _run(_depthwise_qdq(False), x), atol=1e-6)      # the same grid
+
+
+def test_per_channel_activations_stay_int8_and_the_model_runs():
+    """A per-channel activation zero point cannot feed a QLinearConv (ONNX Runtime fails at run time): that pair
+    is left as it is, the other (per-tensor) one is rewritten, and the model runs."""
+    model, count = activations_to_uint8(_depthwise_qdq(True))
+    assert count == 1
+    x = np.random.default_rng(1).uniform(-2, 2, (1, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(_run(model, x), _run(_depthwise_qdq(True), x), atol=1e-6)
 
 
 def test_int32_gemm_biases_use_each_output_channels_weight_scale():

@@ -30,11 +30,13 @@ FP32 = [(t.name, "fp32") for t in TARGETS.values()]
 LOW = [(t.name, p) for t in TARGETS.values() for p in t.precisions if p != "fp32"]
 IMAGES = ("zidane.jpg", "bus.jpg", "skimage_astronaut.png")
 MODELS = ("tiny", "tiny_fastvit")      # tests/export/conftest.py: artifact_factory's and reference_of's models
-# INT8 of the FastViT tower (about 3 CPU-minutes more, ExecuTorch's PT2E + XNNPACK lowering 2 of them) runs where
+# INT8 of the FastViT tower on OpenVINO and ONNX Runtime runs here (its per-channel activation quantizers once
+# made an ONNX artifact that failed at run time); ExecuTorch's (PT2E + XNNPACK lowering, 2 CPU-minutes more) where
 # HOI_EDGE_SLOW_EXPORTS=1; the default edge tower is a ViT, which the tiny model's rows cover
 BY_HAND = pytest.mark.skipif(not os.environ.get("HOI_EDGE_SLOW_EXPORTS"),
                              reason="CPU-minutes more; set HOI_EDGE_SLOW_EXPORTS=1 to run it")
-REDUCED = [(t, p, "tiny") for t, p in LOW] + [pytest.param(t, "int8", "tiny_fastvit", marks=BY_HAND) for t in TARGETS]
+REDUCED = [(t, p, "tiny") for t, p in LOW] + [
+    pytest.param(t, "int8", "tiny_fastvit", marks=[BY_HAND] if t == "executorch" else []) for t in TARGETS]
 
 
 def _unit_pairs(reference: HOIDetector, artifact: HOIDetector, image):
