@@ -47,7 +47,7 @@ def test_shared_options_have_one_spelling_and_one_help_everywhere():
                     seen.setdefault(opt, []).append(" ".join(path))
     assert set(seen["--artifact"]) == {"detect", "bake", "verify", "validate", "benchmark", "serve"}
     assert set(seen["--model"]) == {"detect", "export", "bake", "validate", "benchmark", "train", "serve"}
-    assert set(seen["--device"]) == {"detect", "validate", "benchmark", "train", "serve"}
+    assert set(seen["--device"]) == {"detect", "validate", "benchmark", "train", "distill", "serve"}
     assert set(seen["--vocab"]) == {"detect", "export", "bake", "train", "serve"}
     assert set(seen["--split"]) == set(seen["--splits"]) == {"eval", "validate", "train"}
 

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import click
 
+from hoi_edge.cli_options import device_option
+from hoi_edge.clickutil import examples
 from hoi_edge.core.atomic import check_writable
 from hoi_edge.core.errors import HOIEdgeError, InputFileError, WeightsError
 from hoi_edge.model.config import PRESET_HELP, PRESETS
@@ -16,7 +18,10 @@ from hoi_edge.model.config import PRESET_HELP, PRESETS
 STUDENT_PRESETS = sorted(name for name in PRESETS if PRESETS[name]().clip.image_tower.replaces_own)
 
 
-@click.command("distill")
+@click.command("distill", epilog=examples(
+    "hoi-edge distill --teacher base.pt --images unlabelled/ --heldout held_out/ --out student.pt",
+    "hoi-edge distill --teacher base.pt --images street.mp4 --max-images 500 --epochs 20",
+    "hoi-edge distill --teacher base.pt --images unlabelled/ --resume student_run/last.pt"))
 @click.option("--teacher", type=click.Path(path_type=Path), required=True,
               help="The teacher: a hoi-edge checkpoint (a trained clip4hoi-base, say).")
 @click.option("--student", type=click.Choice(STUDENT_PRESETS), default="clip4hoi-edge", show_default=True,
@@ -40,7 +45,8 @@ STUDENT_PRESETS = sorted(name for name in PRESETS if PRESETS[name]().clip.image_
 @click.option("--tower-weights", default=None,
               help="Initial weights of the student's image tower: an open_clip tag, a local file, or 'none' for random "
                    "init [default: the preset's tag, which downloads].")
-@click.option("--detector-weights", default=None, help="The student's detector weights [default: the preset's].")
+@click.option("--student-detector-weights", "detector_weights", default=None,
+              help="The student's detector weights: a named release or a local file [default: the preset's].")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
@@ -60,7 +66,7 @@ STUDENT_PRESETS = sorted(name for name in PRESETS if PRESETS[name]().clip.image_
               help="Recompute the frozen networks every epoch instead of keeping their outputs in memory (large "
                    "image sets: about 1-2 MB per image are kept).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [default: cuda when available].")
+@device_option
 def distill_command(**opts) -> None:
     """Distil a full CLIP4HOI teacher into an edge student on unlabelled images.
 

@@ -21,10 +21,12 @@ def unit_samples(tiny_detector, calibration):
     return collect_unit_inputs(tiny_detector, list_images(calibration), desc="calibration")
 
 
-# Per unit: a learning rate at which 40 steps reliably help, and the loss ratio (after / before) the
-# best state must beat. Measured on the tiny model, seeds 0-3: detector 0.63-0.71, clip_image 0.86-0.92
-# (lr 1e-4), hoi_head with the pair-logit term 0.69-0.86 (lr 1e-5; at 1e-4 it does not fall at all).
-DISTILL_CASES = {"detector": (1e-4, 0.9), "clip_image": (1e-4, 0.95), "hoi_head": (1e-5, 0.95)}
+# Per unit: a learning rate at which 40 steps reliably help, and the loss ratio (after / before) the best state
+# must beat. The students train their weights as well as their quantizer ranges (a frozen teacher's copy is made
+# trainable), so the rates are small. Measured on the tiny model (seed 0): detector 0.42 (lr 2e-6; at 1e-4 and 1e-5
+# the tiny DETR's loss jumps tenfold in the first steps and never returns), clip_image 0.63 (1e-5), hoi_head with
+# the pair-logit term 0.64 (1e-5).
+DISTILL_CASES = {"detector": (2e-6, 0.9), "clip_image": (1e-5, 0.95), "hoi_head": (1e-5, 0.95)}
 
 
 @pytest.mark.slow
