@@ -329,12 +329,10 @@ def export_distilled_onnx(student: torch.nn.Module, example: tuple[torch.Tensor,
         model = onnx.load_from_string(buffer.getvalue())
     except Exception as exc:  # noqa: BLE001 - any failure means "no distilled ONNX", said in the manifest
         return None, None, f"the QDQ ONNX export of the distilled model failed: {str(exc).splitlines()[0][:200]}", {}
-    from compress.onnx_qdq import make_fusable
+    from compress.onnx_qdq import cpu_session, make_fusable
 
     model, rewrites = make_fusable(model)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = cpu_session(model)
 
     def run(sample: UnitSample) -> list[np.ndarray]:
         return session.run(None, {n: np.asarray(a, np.float32) for n, a in zip(input_names, sample)})

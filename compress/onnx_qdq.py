@@ -253,21 +253,16 @@ def quantize_conv_outputs(model: onnx.ModelProto, feeds: Sequence[dict[str, np.n
 
     Not exact (one more rounding, of the pre-activation), but what ONNX Runtime's own ``quantize_static`` does with
     Conv + LeakyRelu; without it a CNN detector such as NanoDet-g ran every convolution in float, its weights
-    dequantized per call, slower than FP32. The ranges are measured on the quantized model itself (QDQ simulated
+    dequantized per call. The ranges are measured on the quantized model itself (QDQ simulated
     in float, no graph optimisation), so each range sees the rounding of the layers before it.
     """
-    import onnxruntime as ort
-
     names = conv_outputs_before_activations(model)
     if not names or not feeds:
         return model, 0
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.extend(helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = cpu_session(probe, "disable")
     low = dict.fromkeys(names, 0.0)
     high = dict.fromkeys(names, 0.0)
     for feed in feeds:
@@ -302,18 +297,29 @@ def make_fusable(model: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]] 
                    "quantized_conv_outputs": convs}
 
 
-def optimized_op_counts(model: onnx.ModelProto | str | Path) -> collections.Counter:
-    """Op types of the graph ONNX Runtime actually runs (all CPU graph optimisations, as the runner loads it)."""
+def cpu_session(model: onnx.ModelProto | bytes, level: str = "all", optimized_path: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session of ``model`` for export-time work (calibration, checks, graph inspection), its
+    graph-optimizer warnings silenced: ``level`` 'disable' | 'basic' | 'all' (ONNX Runtime's default, what the
+    runner loads); ``optimized_path``: where ONNX Runtime writes the graph it optimised."""
     import onnxruntime as ort
 
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else Path(model).read_bytes()
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = levels[level]
+    opts.log_severity_level = 3
+    if optimized_path is not None:
+        opts.optimized_model_filepath = str(optimized_path)
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def optimized_op_counts(model: onnx.ModelProto | str | Path) -> collections.Counter:
+    """Op types of the graph ONNX Runtime actually runs (all CPU graph optimisations, as the runner loads it)."""
+    data = model if isinstance(model, onnx.ModelProto) else Path(model).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        opts.log_severity_level = 3
-        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        optimized = onnx.load(opts.optimized_model_filepath, load_external_data=False)
+        cpu_session(data, "all", Path(tmp) / "optimized.onnx")
+        optimized = onnx.load(str(Path(tmp) / "optimized.onnx"), load_external_data=False)
     return collections.Counter(n.op_type for n in optimized.graph.node)
 
 

@@ -253,14 +253,12 @@ def fold_constants(model: Any) -> Any:
     from pathlib import Path
 
     import onnx
-    import onnxruntime as ort
+
+    from compress.onnx_qdq import cpu_session
 
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        opts.optimized_model_filepath = str(Path(tmp) / "folded.onnx")
-        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        return onnx.load(opts.optimized_model_filepath)
+        cpu_session(model, "basic", Path(tmp) / "folded.onnx")
+        return onnx.load(str(Path(tmp) / "folded.onnx"))
 
 
 def quantize_onnx(model: Any, unit: str, samples: list[UnitSample], cfg: QuantizationConfig) -> Any:
@@ -277,12 +275,10 @@ class _Sessions:
         self._session: Any = None
 
     def run(self, model: Any, sample: UnitSample) -> list[np.ndarray]:
-        import onnxruntime as ort
+        from compress.onnx_qdq import cpu_session
 
         if model is not self._model:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(model)
             self._model = model
         names = [i.name for i in self._session.get_inputs()]
         return self._session.run(None, dict(zip(names, sample)))
