@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from hoi_edge.core.errors import InputFileError
-from hoi_edge.data.sources import VIDEO_SUFFIXES, Source, iter_frames, list_image_files, open_capture
+from hoi_edge.data.sources import VIDEO_SUFFIXES, Source, frame_count, iter_frames, list_image_files
 from hoi_edge.pipeline.preprocess import load_image
 
 
@@ -40,7 +40,9 @@ def unlabelled_images(source: str | Path, max_images: int | None = None, option:
         return UnlabelledImages(path, tuple(str(f) for f in files), _files=tuple(files))
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         video = Source("video", str(path))
-        count = _frame_count(video)
+        count = frame_count(video)         # as the container states it; frames are then decoded once
+        if count is None:
+            raise InputFileError(f"cannot read video {path} (no frame count)")
         keep = set(np.linspace(0, count - 1, min(max_images or 64, count)).round().astype(int).tolist())
         frames = {i: f for i, f in enumerate(iter_frames(video, max_frames=max(keep) + 1)) if i in keep}
         order = sorted(frames)
@@ -49,17 +51,3 @@ def unlabelled_images(source: str | Path, max_images: int | None = None, option:
         raise InputFileError(f"{option} {path} is neither a folder of images nor a video "
                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
     raise InputFileError(f"{option} not found: {path}")
-
-
-def _frame_count(video: Source) -> int:
-    """The frame count the container states (frames are then decoded once, keeping only the sampled ones)."""
-    import cv2
-
-    cap = open_capture(video)
-    try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    finally:
-        cap.release()
-    if count <= 0:
-        raise InputFileError(f"cannot read video {video.location} (no frame count)")
-    return count
