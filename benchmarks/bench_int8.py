@@ -47,25 +47,18 @@ GOAL_AP50 = 99.0           # "within 1.0 AP50 of FP32": FP32 scores 100 against 
 
 def video_frames(video: Path, offset: int, step: int, limit: int | None, out: Path) -> list[Path]:
     """Frames ``offset``, ``offset + step``, ... of ``video`` (up to ``limit``) written once as PNG into ``out``."""
-    import cv2
+    from hoi_edge.data.sources import Source, iter_frames, write_image
 
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    cap = cv2.VideoCapture(str(video))
-    index = 0
-    try:
-        while limit is None or len(paths) < limit:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index >= offset and (index - offset) % step == 0:
-                path = out / f"frame{index:04d}.png"
-                if not path.is_file():
-                    cv2.imwrite(str(path), frame)
-                paths.append(path)
-            index += 1
-    finally:
-        cap.release()
+    for index, rgb in enumerate(iter_frames(Source("video", str(video)))):
+        if limit is not None and len(paths) >= limit:
+            break
+        if index >= offset and (index - offset) % step == 0:
+            path = out / f"frame{index:04d}.png"
+            if not path.is_file():
+                write_image(path, rgb)
+            paths.append(path)
     if not paths:
         raise SystemExit(f"no frames read from {video}")
     return paths
