@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from compress.equality import MATCH_COSINE, Equality
+from compress.equality import MATCH_COSINE, Equality, sample_tensors
 from compress.quantize import QuantizationConfig, UnitSample
 from hoi_edge.model.classifier import clip_logits
 
@@ -98,10 +98,6 @@ def _as_outputs(out: Any) -> Outputs:
     return (out,) if isinstance(out, torch.Tensor) else tuple(out)
 
 
-def _to_tensors(sample: UnitSample) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(np.array(a, dtype=np.float32, order="C")) for a in sample)
-
-
 def distill_loss(student: Outputs, teacher: Outputs) -> torch.Tensor:
     """Sum over outputs of MSE / Var(teacher): every output counts the same whatever its scale."""
     return sum(torch.nn.functional.mse_loss(s, t) / (t.var() + 1e-8) for s, t in zip(student, teacher, strict=True))
@@ -155,7 +151,7 @@ def quantize_and_distill(module: torch.nn.Module, unit: str, samples: Sequence[U
 
     ``pair_scores`` (hoi_head only) adds the pair-logit term against the artifact's text bank.
     """
-    inputs = [_to_tensors(s) for s in samples]
+    inputs = [sample_tensors(s) for s in samples]
     return distill_student(quantize_torch(module, unit, inputs, qcfg), module, unit, samples, cfg, progress,
                            pair_scores)
 
@@ -171,7 +167,7 @@ def distill_student(student: torch.nn.Module, teacher: torch.nn.Module, unit: st
     outputs on ``samples``; the best state measured is kept. ``set_mode(module, train)`` switches train/eval
     mode (a PT2E graph has its own functions for it)."""
     pair = pair_scores if unit == "hoi_head" else None
-    inputs = [_to_tensors(s) for s in samples]
+    inputs = [sample_tensors(s) for s in samples]
     teacher = teacher.eval()
     with torch.no_grad():
         targets = [tuple(t.detach() for t in forward_outputs(teacher, x, pair)) for x in inputs]

@@ -90,14 +90,20 @@ def check_equality(expected: Run, actual: Run, samples: Sequence[tuple[np.ndarra
     return Equality(per_output=worst, runtime=runtime, samples=len(used), cpu=cpu_info().to_dict())
 
 
+def sample_tensors(sample: Sequence[np.ndarray]) -> tuple[Any, ...]:
+    """One unit sample (NumPy arrays) as the contiguous float32 torch tensors a unit's forward takes."""
+    import torch
+
+    return tuple(torch.from_numpy(np.array(a, dtype=np.float32, order="C")) for a in sample)
+
+
 def torch_run(module: Any) -> Run:
     """``module`` (in eval mode) on NumPy inputs, outputs as float32 arrays."""
     import torch
 
     def run(sample: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        x = tuple(torch.from_numpy(np.array(a, dtype=np.float32, order="C")) for a in sample)
         with torch.no_grad():
-            out = module(*x)
+            out = module(*sample_tensors(sample))
         out = (out,) if isinstance(out, torch.Tensor) else tuple(out)
         return [o.detach().float().numpy() for o in out]
 

@@ -22,9 +22,9 @@ import copy
 import re
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
+from compress.equality import sample_tensors, torch_run
 from compress.quantize import QuantizationConfig, UnitSample
 from compress.task_metrics import TaskMetric
 
@@ -113,10 +113,6 @@ def sensitive_names(module: torch.nn.Module, unit: str, qcfg: QuantizationConfig
     return fp_module_names(module, qcfg.ignored_scope(unit).patterns)
 
 
-def _tensors(sample: UnitSample) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(np.array(a, dtype=np.float32, order="C")) for a in sample)
-
-
 def quantize_ptq(module: torch.nn.Module, example: tuple[torch.Tensor, ...], samples: Sequence[UnitSample],
                  fp_names: Sequence[str]) -> torch.fx.GraphModule:
     """Post-training INT8 (``prepare_pt2e`` / calibration / ``convert_pt2e``) with ``fp_names`` in FP."""
@@ -126,15 +122,8 @@ def quantize_ptq(module: torch.nn.Module, example: tuple[torch.Tensor, ...], sam
     prepared = prepare_pt2e(graph, xnnpack_quantizer(fp_names))
     with torch.no_grad():
         for sample in samples:
-            prepared(*_tensors(sample))
+            prepared(*sample_tensors(sample))
     return convert_pt2e(prepared)
-
-
-def _outputs(module: Any, sample: UnitSample) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = module(*_tensors(sample))
-    out = (out,) if isinstance(out, torch.Tensor) else tuple(out)
-    return [o.detach().float().numpy() for o in out]
 
 
 def quantize_accuracy_aware(module: torch.nn.Module, example: tuple[torch.Tensor, ...], samples: Sequence[UnitSample],
@@ -146,12 +135,12 @@ def quantize_accuracy_aware(module: torch.nn.Module, example: tuple[torch.Tensor
     from tqdm import tqdm
 
     base = sensitive_names(module, unit, qcfg)
-    references = [_outputs(module, s) for s in validation]
+    references = [torch_run(module)(s) for s in validation]
 
     def value(fp_names: Sequence[str], calibration: Sequence[UnitSample] = samples
               ) -> tuple[float, torch.fx.GraphModule]:
         converted = quantize_ptq(module, example, calibration, fp_names)
-        return metric.score(validation, [_outputs(converted, s) for s in validation], references)[0], converted
+        return metric.score(validation, [torch_run(converted)(s) for s in validation], references)[0], converted
 
     start, converted = value(base)
     reached, reverted = start, []
@@ -185,7 +174,7 @@ def qat_student(module: torch.nn.Module, example: tuple[torch.Tensor, ...], samp
     move_exported_model_to_eval(prepared)
     with torch.no_grad():
         for sample in samples:
-            prepared(*_tensors(sample))
+            prepared(*sample_tensors(sample))
     prepared.apply(disable_observer)            # ranges fixed: training moves the weights, not the grid
     for p in prepared.parameters():
         if p.is_floating_point():

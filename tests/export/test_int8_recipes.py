@@ -189,3 +189,24 @@ def test_fake_quant_reference_computes_what_the_int8_model_means():
     if cpu_info().vnni:            # VNNI sums in int32: the INT8 kernel is exact too
         np.testing.assert_allclose(kernels, exact, rtol=1e-5)
     assert not any(op.get_type_name() == "FakeQuantize" for op in fake_quant_reference(model).get_ordered_ops())
+
+
+def test_executorch_accuracy_aware_int8_reverts_layers_until_the_metric_is_met():
+    """The revert loop (ExecuTorch has no NNCF accuracy control): at a drop no INT8 graph reaches, layers go back to
+    FP, best first, and the report says which and what the metric reached; at a drop INT8 already meets, none."""
+    from compress.pt2e import quantize_accuracy_aware
+    from compress.task_metrics import TaskMetric
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((1, 3, 16, 16)).astype(np.float32),) for _ in range(4)]
+    example = (torch.from_numpy(data[0][0]),)
+    strict = QuantizationConfig(subset_size=4, max_drop=1e-7)
+    _, report = quantize_accuracy_aware(net, example, data, data, "clip_image", strict, TaskMetric(), progress=False)
+    assert report["reverted_layers"] and set(report["reverted_layers"]) <= {"0", "2", "4"}
+    assert report["validation_value"] > report["initial_value"]
+    loose = QuantizationConfig(subset_size=4, max_drop=0.5)
+    _, report = quantize_accuracy_aware(net, example, data, data, "clip_image", loose, TaskMetric(), progress=False)
+    assert report["reverted_layers"] == [] and report["max_drop_met"]
